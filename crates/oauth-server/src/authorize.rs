@@ -1,0 +1,211 @@
+//! The authorization endpoint (RFC 6749 section 4.1.1 and 4.1.2, OAuth 2.1 section 4.1, RFC 7636
+//! section 4.3, RFC 8707 section 2, RFC 9207 `iss` in every response). In demo mode the request is
+//! approved at once for the demo user.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use url::Url;
+
+use crate::domain::{GrantType, Scope};
+use crate::error::{AuthorizeError, ErrorCode, OAuthError};
+use crate::params::{Params, QueryParams};
+use crate::pkce::CodeChallenge;
+use crate::state::{AppState, DEMO_SUBJECT};
+use crate::store::{AuthCode, hash_secret, random_token};
+use crate::token::check_resource;
+
+/// A request that passed every check, ready for the user's decision.
+#[derive(Debug)]
+pub struct Approved {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// The redirect URI exactly as the request gave it (bound to the code).
+    pub requested_redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub challenge: CodeChallenge,
+    pub scope: Scope,
+    pub resource: Option<String>,
+}
+
+/// `GET /oauth/authorize`
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    query: Result<QueryParams, OAuthError>,
+) -> Result<Response, AuthorizeError> {
+    let QueryParams(params) = query.map_err(AuthorizeError::NoRedirect)?;
+    let request = validate(&state, &params)?;
+    if !state.config.demo_mode {
+        let page = crate::pages::message_page(
+            "Sign-in is not available",
+            "This server runs with DEMO_MODE=false, and sign-in with user accounts is not \
+             available yet: only demo mode can approve authorization requests.",
+        );
+        let mut response = (StatusCode::FORBIDDEN, Html(page)).into_response();
+        crate::pages::harden(response.headers_mut());
+        return Ok(response);
+    }
+    Ok(approve(&state, request, DEMO_SUBJECT).map_err(|e| e.into_redirect_error())?)
+}
+
+/// An error after the redirect URI is trusted is reported by redirect.
+struct RedirectTo<'a> {
+    redirect_uri: &'a str,
+    state: Option<&'a str>,
+    issuer: &'a str,
+}
+
+impl RedirectTo<'_> {
+    fn error(&self, err: OAuthError) -> AuthorizeError {
+        let mut pairs = vec![("error", err.code.as_str().to_owned())];
+        if let Some(d) = err.description {
+            pairs.push(("error_description", d.into_owned()));
+        }
+        AuthorizeError::Redirect(redirect_with(self.redirect_uri, &pairs, self.state, self.issuer))
+    }
+}
+
+/// Builds `redirect_uri?<pairs>&state=..&iss=..`, keeping the URI's own query, and answers 302.
+pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, String)], state: Option<&str>, issuer: &str) -> Response {
+    let mut url = Url::parse(redirect_uri).expect("redirect URIs are parsed at registration");
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in pairs {
+            query.append_pair(k, v);
+        }
+        if let Some(s) = state {
+            query.append_pair("state", s);
+        }
+        query.append_pair("iss", issuer);
+    }
+    let location = HeaderValue::from_str(url.as_str()).expect("a serialized URL is a valid header");
+    let mut response = StatusCode::FOUND.into_response();
+    response.headers_mut().insert(header::LOCATION, location);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Checks an authorization request: first the client and redirect URI (failures are shown,
+/// never redirected), then everything else (failures go back to the client).
+pub fn validate(state: &AppState, params: &Params) -> Result<Approved, AuthorizeError> {
+    let no_redirect = |e: OAuthError| AuthorizeError::NoRedirect(e);
+    let client_id = params.require("client_id").map_err(no_redirect)?;
+    let client = state.clients.get(client_id).ok_or_else(|| {
+        no_redirect(OAuthError::invalid_request(format!("unknown client_id: {client_id}")))
+    })?;
+    let requested = params.get("redirect_uri");
+    let redirect_uri = client.resolve_redirect(requested).ok_or_else(|| {
+        no_redirect(OAuthError::invalid_request(match requested {
+            Some(_) => "redirect_uri is not registered for this client",
+            None => "redirect_uri is required",
+        }))
+    })?;
+    let to = RedirectTo {
+        redirect_uri: &redirect_uri,
+        state: params.get("state"),
+        issuer: &state.config.issuer,
+    };
+
+    match params.get("response_type") {
+        Some("code") => {}
+        Some(other) => {
+            return Err(to.error(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                format!("response_type {other} is not supported; use code"),
+            )));
+        }
+        None => return Err(to.error(OAuthError::invalid_request("missing parameter: response_type"))),
+    }
+    if !client.allows(GrantType::AuthorizationCode) {
+        return Err(to.error(OAuthError::unauthorized_client(
+            "this client is not registered for the authorization_code grant",
+        )));
+    }
+    let challenge =
+        CodeChallenge::parse(params.get("code_challenge"), params.get("code_challenge_method"))
+            .map_err(|e| to.error(OAuthError::invalid_request(e)))?;
+    let scope = match params.get("scope") {
+        None => client.scope,
+        Some(s) => {
+            let scope = Scope::parse(s).map_err(|e| to.error(OAuthError::invalid_scope(e)))?;
+            if scope.is_empty() {
+                client.scope
+            } else if client.scope.contains(scope) {
+                scope
+            } else {
+                return Err(to.error(OAuthError::invalid_scope(format!(
+                    "scope {s:?} exceeds what this client registered ({})",
+                    client.scope
+                ))));
+            }
+        }
+    };
+    let resource = params
+        .get("resource")
+        .map(|r| check_resource(state, r))
+        .transpose()
+        .map_err(|e| to.error(e))?;
+    client.touch(state.clock.now());
+    Ok(Approved {
+        client_id: client.id.clone(),
+        requested_redirect_uri: requested.map(str::to_owned),
+        redirect_uri,
+        state: params.get("state").map(str::to_owned),
+        challenge,
+        scope,
+        resource,
+    })
+}
+
+/// The user approved: issue a code and send the user agent back to the client.
+pub fn approve(state: &AppState, request: Approved, subject: &str) -> Result<Response, OAuthErrorAt> {
+    let code = random_token();
+    let entry = AuthCode {
+        client_id: request.client_id.clone(),
+        redirect_uri: request.requested_redirect_uri.clone(),
+        challenge: request.challenge.clone(),
+        scope: request.scope,
+        resource: request.resource.clone(),
+        subject: subject.to_owned(),
+        expires_at: state.clock.now() + state.config.auth_code_ttl.as_secs(),
+    };
+    if let Err(full) = state.codes.insert(hash_secret(&code), entry) {
+        return Err(OAuthErrorAt {
+            error: OAuthError::store_full(full.0),
+            request,
+            issuer: state.config.issuer.clone(),
+        });
+    }
+    tracing::info!(
+        target: "audit",
+        event = "authorization_granted",
+        client_id = %request.client_id,
+        subject = %subject,
+        scope = %request.scope,
+        "authorization code issued"
+    );
+    Ok(redirect_with(
+        &request.redirect_uri,
+        &[("code", code)],
+        request.state.as_deref(),
+        &state.config.issuer,
+    ))
+}
+
+/// An error that happened after validation, to be reported at the request's redirect URI.
+pub struct OAuthErrorAt {
+    error: OAuthError,
+    request: Approved,
+    issuer: String,
+}
+
+impl OAuthErrorAt {
+    fn into_redirect_error(self) -> AuthorizeError {
+        RedirectTo {
+            redirect_uri: &self.request.redirect_uri,
+            state: self.request.state.as_deref(),
+            issuer: &self.issuer,
+        }
+        .error(self.error)
+    }
+}

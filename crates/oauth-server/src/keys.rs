@@ -1,0 +1,243 @@
+//! Token signing keys and the JSON Web Key Set (RFC 7517, RFC 7518 section 6.3, RFC 7638
+//! thumbprints as `kid`): RS256 keys parsed once at start-up, signing with aws-lc-rs directly,
+//! and verification of this server's own access tokens (RFC 9068) for introspection and revocation.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// One RSA key: the private half to sign, the public half to verify and publish.
+pub struct SigningKey {
+    kid: String,
+    pair: KeyPair,
+    decoding: DecodingKey,
+    jwk: Value,
+    /// The JOSE header of every token this key signs, already base64url-encoded.
+    encoded_header: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A fresh RSA 2048 key.
+    pub fn generate() -> anyhow::Result<Self> {
+        let pair = KeyPair::generate(KeySize::Rsa2048).context("RSA key generation failed")?;
+        Self::from_pair(pair)
+    }
+
+    /// Parses a PEM file holding a PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) RSA key.
+    pub fn from_pem(pem: &str) -> anyhow::Result<Self> {
+        let (label, der) = decode_pem(pem)?;
+        let pair = match label.as_str() {
+            "PRIVATE KEY" => KeyPair::from_pkcs8(&der),
+            "RSA PRIVATE KEY" => KeyPair::from_der(&der),
+            other => bail!("expected a PRIVATE KEY or RSA PRIVATE KEY PEM block, found {other}"),
+        }
+        .map_err(|e| anyhow::anyhow!("the RSA key was rejected: {e}"))?;
+        Self::from_pair(pair)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read signing key file {}", path.display()))?;
+        Self::from_pem(&pem).with_context(|| format!("signing key file {}", path.display()))
+    }
+
+    /// The key as PKCS#8 PEM, to save a generated key.
+    pub fn to_pkcs8_pem(&self) -> anyhow::Result<String> {
+        let der = self.pair.as_der().map_err(|_| anyhow::anyhow!("cannot encode the key"))?;
+        let b64 = STANDARD.encode(der.as_ref());
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        Ok(pem)
+    }
+
+    fn from_pair(pair: KeyPair) -> anyhow::Result<Self> {
+        let public = pair.public_key();
+        let n = public.modulus().big_endian_without_leading_zero().to_vec();
+        let e = public.exponent().big_endian_without_leading_zero().to_vec();
+        let (n64, e64) = (URL_SAFE_NO_PAD.encode(&n), URL_SAFE_NO_PAD.encode(&e));
+        // RFC 7638 section 3.2: the required members in lexicographic order, no whitespace.
+        let canonical = format!(r#"{{"e":"{e64}","kty":"RSA","n":"{n64}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+        let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n64, "e": e64});
+        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
+        Ok(Self {
+            encoded_header: URL_SAFE_NO_PAD.encode(header.to_string()),
+            decoding: DecodingKey::from_rsa_raw_components(&n, &e),
+            kid,
+            pair,
+            jwk,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Signs `claims` as a compact JWS with header `{"alg":"RS256","typ":"at+jwt","kid":..}`.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
+        let payload = serde_json::to_vec(claims)?;
+        let mut token = String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 350);
+        token.push_str(&self.encoded_header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut signature)
+            .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
+    }
+}
+
+/// Why a token did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token was not signed by a key of this server")]
+    UnknownKey,
+    #[error("the token's signature or claims are invalid")]
+    Invalid,
+}
+
+/// The keys of this server: one current key that signs, and retired keys that only verify.
+#[derive(Debug)]
+pub struct KeySet {
+    current: SigningKey,
+    retired: Vec<SigningKey>,
+    issuer: String,
+}
+
+impl KeySet {
+    pub fn new(current: SigningKey, retired: Vec<SigningKey>, issuer: impl Into<String>) -> Self {
+        Self {
+            current,
+            retired,
+            issuer: issuer.into(),
+        }
+    }
+
+    /// Loads the configured key files, or generates a key when none is configured.
+    pub fn load(config: &shared_config::Config) -> anyhow::Result<Self> {
+        let current = match &config.signing_key_file {
+            Some(path) => SigningKey::from_file(path)?,
+            None => SigningKey::generate()?,
+        };
+        let retired = config
+            .retired_signing_key_files
+            .iter()
+            .map(|p| SigningKey::from_file(p))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self::new(current, retired, config.issuer.clone()))
+    }
+
+    pub fn current(&self) -> &SigningKey {
+        &self.current
+    }
+
+    /// The public keys, current first (RFC 7517 section 5).
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<&Value> = std::iter::once(&self.current)
+            .chain(&self.retired)
+            .map(|k| &k.jwk)
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// Verifies a token signed by one of these keys: RS256 only, typ `at+jwt`, this issuer.
+    /// Expiry is left to the caller, which holds the clock.
+    pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
+        if token.len() > 8192 {
+            return Err(VerifyError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        if header.alg != Algorithm::RS256
+            || !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+        {
+            return Err(VerifyError::Invalid);
+        }
+        let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+        let key = std::iter::once(&self.current)
+            .chain(&self.retired)
+            .find(|k| k.kid == kid)
+            .ok_or(VerifyError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["iss", "exp", "sub"]);
+        jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| VerifyError::Invalid)
+    }
+}
+
+fn decode_pem(pem: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    let mut lines = pem.lines().map(str::trim).filter(|l| !l.is_empty());
+    let begin = lines.next().context("the PEM file is empty")?;
+    let label = begin
+        .strip_prefix("-----BEGIN ")
+        .and_then(|l| l.strip_suffix("-----"))
+        .context("the file is not PEM")?
+        .to_owned();
+    let mut body = String::new();
+    for line in lines {
+        if line.starts_with("-----END ") {
+            let der = STANDARD.decode(body.as_bytes()).context("the PEM body is not base64")?;
+            return Ok((label, der));
+        }
+        body.push_str(line);
+    }
+    bail!("the PEM block has no END line")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_round_trips_through_pem_and_signs_verifiable_tokens() {
+        let key = SigningKey::generate().unwrap();
+        let pem = key.to_pkcs8_pem().unwrap();
+        let again = SigningKey::from_pem(&pem).unwrap();
+        assert_eq!(key.kid(), again.kid(), "the kid is a thumbprint of the public key");
+        let set = KeySet::new(again, vec![], "http://issuer");
+        let token = key
+            .sign(&json!({"iss": "http://issuer", "sub": "alice", "exp": 4_000_000_000u64}))
+            .unwrap();
+        let claims: Value = set.verify(&token).unwrap();
+        assert_eq!(claims["sub"], "alice");
+        let other = KeySet::new(SigningKey::generate().unwrap(), vec![], "http://issuer");
+        assert!(matches!(other.verify::<Value>(&token), Err(VerifyError::UnknownKey)));
+        let wrong_issuer = KeySet::new(SigningKey::from_pem(&pem).unwrap(), vec![], "http://other");
+        assert!(matches!(wrong_issuer.verify::<Value>(&token), Err(VerifyError::Invalid)));
+    }
+
+    #[test]
+    fn garbage_is_not_a_key() {
+        assert!(SigningKey::from_pem("hello").is_err());
+        assert!(SigningKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! `oauth-server`: the authorization server alone (the root launcher starts every service).
+
+use shared_config::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    dotenvy::dotenv().ok();
+    oauth_server::telemetry::init();
+    let config = Config::from_env()?;
+    let addr = (config.oauth_host, config.oauth_port);
+    let state = oauth_server::AppState::new(config)?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(address = %listener.local_addr()?, issuer = %state.config.issuer, "OAuth server listening");
+    oauth_server::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,134 @@
+//! The shared state of every handler: configuration, keys, stores and the clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use shared_config::{Config, Endpoints};
+use url::Url;
+
+use crate::domain::{AuthMethod, GrantType, Scope};
+use crate::keys::KeySet;
+use crate::store::{
+    Client, ClientStore, CodeStore, MemoryClients, MemoryCodes, MemoryRefreshTokens,
+    MemoryRevocations, RefreshStore, RevocationStore, hash_secret,
+};
+
+/// Unix time in seconds; injectable so tests can move time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to (tests).
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    pub fn new(start: u64) -> Self {
+        Self(AtomicU64::new(start))
+    }
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The user whom demo mode signs in.
+pub const DEMO_SUBJECT: &str = "demo_user";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub endpoints: Arc<Endpoints>,
+    pub keys: Arc<KeySet>,
+    pub clients: Arc<dyn ClientStore>,
+    pub codes: Arc<dyn CodeStore>,
+    pub refresh_tokens: Arc<dyn RefreshStore>,
+    pub revocations: Arc<dyn RevocationStore>,
+    pub clock: Arc<dyn Clock>,
+    /// RFC 8707 resources tokens may be issued for, parsed once.
+    pub resources: Arc<[Url]>,
+    /// The RFC 8414 metadata document, serialized once.
+    pub metadata: Bytes,
+    /// The JWKS document, serialized once.
+    pub jwks: Bytes,
+}
+
+impl AppState {
+    /// Loads or generates the signing keys and creates empty in-memory stores.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let keys = KeySet::load(&config)?;
+        Ok(Self::with_parts(config, keys, Arc::new(SystemClock)))
+    }
+
+    /// The state from given keys and clock (tests share one key and move time).
+    pub fn with_parts(config: Config, keys: KeySet, clock: Arc<dyn Clock>) -> Self {
+        let max = config.store_max_entries;
+        let endpoints = config.endpoints();
+        let metadata = crate::metadata::document(&config, &endpoints).to_string().into();
+        let jwks = keys.jwks().to_string().into();
+        let state = Self {
+            resources: config.resources.clone().into(),
+            endpoints: Arc::new(endpoints),
+            keys: Arc::new(keys),
+            clients: Arc::new(MemoryClients::new(max)),
+            codes: Arc::new(MemoryCodes::new(max)),
+            refresh_tokens: Arc::new(MemoryRefreshTokens::new(max)),
+            revocations: Arc::new(MemoryRevocations::new(max)),
+            clock,
+            metadata,
+            jwks,
+            config: Arc::new(config),
+        };
+        if state.config.demo_mode {
+            state.add_demo_client();
+        }
+        state
+    }
+
+    /// The demo client: confidential, every grant, any loopback redirect URI.
+    fn add_demo_client(&self) {
+        let now = self.clock.now();
+        let client = Client {
+            id: self.config.demo_client_id.clone(),
+            secret_hash: Some(hash_secret(self.config.demo_client_secret.expose())),
+            name: Some("Demo client".into()),
+            redirect_uris: Vec::new(),
+            any_loopback_redirect: true,
+            grant_types: GrantType::ALL.to_vec(),
+            response_types: vec!["code".into()],
+            auth_method: AuthMethod::ClientSecretBasic,
+            scope: Scope::ALL,
+            issued_at: now,
+            dynamic: false,
+            last_used: now.into(),
+        };
+        self.clients.insert(client).expect("an empty store has room for the demo client");
+    }
+
+    /// Removes every expired code, token, revocation and idle registration.
+    pub fn sweep(&self) {
+        let now = self.clock.now();
+        let idle_before = now.saturating_sub(self.config.client_idle_ttl.as_secs());
+        let codes = self.codes.sweep(now);
+        let refresh = self.refresh_tokens.sweep(now);
+        let revoked = self.revocations.sweep(now);
+        let clients = self.clients.sweep(idle_before);
+        if codes + refresh + revoked + clients > 0 {
+            tracing::debug!(codes, refresh, revoked, clients, "swept expired entries");
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! One typed configuration for both services, read from the environment (and, through the
+//! binaries, an optional `.env` file), with the original demo's keys and defaults.
+//!
+//! # Layout
+//! - [`Config`]: every setting, parsed once; [`Config::from_env`] and [`Config::from_lookup`].
+//! - [`paths`]: every endpoint path, used by the routers and by the metadata documents alike.
+//! - [`Endpoints`]: the absolute endpoint URLs derived from the issuer, computed in one place.
+//! - [`Secret`]: a string that prints as `[REDACTED]` in `Debug` output and logs.
+//!
+//! A bad value stops start-up with a [`ConfigError`] naming the key and the value.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+/// Every HTTP path either service serves, in one place.
+pub mod paths {
+    /// RFC 8414 authorization server metadata.
+    pub const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
+    /// The JSON Web Key Set with the public signing keys.
+    pub const JWKS: &str = "/.well-known/jwks.json";
+    /// RFC 6749 section 3.1.
+    pub const AUTHORIZE: &str = "/oauth/authorize";
+    /// RFC 6749 section 3.2.
+    pub const TOKEN: &str = "/oauth/token";
+    /// RFC 7591 dynamic client registration.
+    pub const REGISTER: &str = "/oauth/register";
+    /// RFC 7009 token revocation.
+    pub const REVOKE: &str = "/oauth/revoke";
+    /// RFC 7662 token introspection.
+    pub const INTROSPECT: &str = "/oauth/introspect";
+    /// Liveness of either service.
+    pub const HEALTH: &str = "/health";
+}
+
+/// The default `SECRET_KEY`, accepted only in demo mode.
+pub const DEFAULT_SECRET_KEY: &str = "dev-secret-key-change-in-production";
+/// The default demo client secret, accepted only in demo mode.
+pub const DEFAULT_DEMO_CLIENT_SECRET: &str = "demo_secret";
+
+/// A secret string: never printed by `Debug`, compared by its users in constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; the only way to read it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// A setting that could not be used: start-up stops with this message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("invalid value for {key}: {value:?} ({reason})")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{key} must be changed when DEMO_MODE=false: {reason}")]
+    Insecure { key: &'static str, reason: String },
+}
+
+/// The whole configuration of both services.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// OAUTH_SERVER_HOST: the OAuth server's bind address.
+    pub oauth_host: IpAddr,
+    /// OAUTH_SERVER_PORT.
+    pub oauth_port: u16,
+    /// OAUTH_ISSUER: the `iss` of every token and the base of every endpoint URL; no trailing slash.
+    pub issuer: String,
+    /// MCP_SERVER_HOST: the MCP server's bind address.
+    pub mcp_host: IpAddr,
+    /// MCP_SERVER_PORT.
+    pub mcp_port: u16,
+    /// MCP_SERVER_URL: the MCP server's public origin; the default audience of access tokens.
+    pub mcp_url: String,
+    /// SECRET_KEY: signs the browser session cookies; must be strong outside demo mode.
+    pub secret_key: Secret,
+    /// DEMO_MODE: authorization requests are approved at once for the demo user.
+    pub demo_mode: bool,
+    /// DEMO_CLIENT_ID: the confidential client that exists from the start in demo mode.
+    pub demo_client_id: String,
+    /// DEMO_CLIENT_SECRET.
+    pub demo_client_secret: Secret,
+    /// ACCESS_TOKEN_TTL_SECS (3600).
+    pub access_token_ttl: Duration,
+    /// REFRESH_TOKEN_TTL_SECS (14 days).
+    pub refresh_token_ttl: Duration,
+    /// AUTH_CODE_TTL_SECS (300): how long an authorization code can be exchanged.
+    pub auth_code_ttl: Duration,
+    /// CLIENT_IDLE_TTL_SECS (30 days): a dynamically registered client unused this long is removed.
+    pub client_idle_ttl: Duration,
+    /// SIGNING_KEY_FILE: PKCS#8 PEM RSA key that signs tokens; generated at start when unset.
+    pub signing_key_file: Option<PathBuf>,
+    /// RETIRED_SIGNING_KEY_FILES: comma-separated PKCS#8 PEM keys that no longer sign but stay in
+    /// the JWKS, so that tokens they signed keep verifying until they expire.
+    pub retired_signing_key_files: Vec<PathBuf>,
+    /// CORS_ALLOWED_ORIGINS: comma-separated origins allowed by CORS; empty means any origin in
+    /// demo mode and none otherwise.
+    pub cors_allowed_origins: Vec<String>,
+    /// OAUTH_RESOURCES: comma-separated resource URLs (RFC 8707) tokens may be issued for; a
+    /// resource is accepted when it is one of these or a URL under one. Default: MCP_SERVER_URL.
+    pub resources: Vec<Url>,
+    /// STORE_MAX_ENTRIES (100000): the bound of each in-memory store.
+    pub store_max_entries: usize,
+    /// SWEEP_INTERVAL_SECS (30): how often expired entries are swept.
+    pub sweep_interval: Duration,
+    /// MAX_BODY_BYTES (65536): the largest request body accepted.
+    pub max_body_bytes: usize,
+    /// REQUEST_TIMEOUT_SECS (30).
+    pub request_timeout: Duration,
+}
+
+/// The absolute endpoint URLs of the authorization server, derived from the issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub metadata: String,
+    pub authorization: String,
+    pub token: String,
+    pub registration: String,
+    pub jwks: String,
+    pub revocation: String,
+    pub introspection: String,
+}
+
+impl Config {
+    /// Reads the process environment (call `dotenvy::dotenv()` first to include `.env`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_lookup(|key| vars.get(key).cloned())
+    }
+
+    /// Builds the configuration from any key lookup; the defaults are the original demo's.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let demo_mode = parse_bool("DEMO_MODE", get("DEMO_MODE"), true)?;
+        let oauth_port = parse_num("OAUTH_SERVER_PORT", get("OAUTH_SERVER_PORT"), 5000u16)?;
+        let mcp_port = parse_num("MCP_SERVER_PORT", get("MCP_SERVER_PORT"), 5001u16)?;
+        let issuer = parse_base_url(
+            "OAUTH_ISSUER",
+            get("OAUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:5000".into()),
+        )?;
+        let mcp_url = parse_base_url(
+            "MCP_SERVER_URL",
+            get("MCP_SERVER_URL").unwrap_or_else(|| "http://127.0.0.1:5001".into()),
+        )?;
+        let resources = match get("OAUTH_RESOURCES") {
+            None => vec![Url::parse(&mcp_url).expect("checked above")],
+            Some(list) => split_list(&list)
+                .map(|item| {
+                    parse_base_url("OAUTH_RESOURCES", item.to_owned())
+                        .map(|u| Url::parse(&u).expect("checked above"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let config = Config {
+            oauth_host: parse_ip("OAUTH_SERVER_HOST", get("OAUTH_SERVER_HOST"))?,
+            oauth_port,
+            issuer,
+            mcp_host: parse_ip("MCP_SERVER_HOST", get("MCP_SERVER_HOST"))?,
+            mcp_port,
+            mcp_url,
+            secret_key: Secret::new(get("SECRET_KEY").unwrap_or_else(|| DEFAULT_SECRET_KEY.into())),
+            demo_mode,
+            demo_client_id: get("DEMO_CLIENT_ID").unwrap_or_else(|| "demo_client".into()),
+            demo_client_secret: Secret::new(
+                get("DEMO_CLIENT_SECRET").unwrap_or_else(|| DEFAULT_DEMO_CLIENT_SECRET.into()),
+            ),
+            access_token_ttl: parse_secs("ACCESS_TOKEN_TTL_SECS", get("ACCESS_TOKEN_TTL_SECS"), 3600)?,
+            refresh_token_ttl: parse_secs(
+                "REFRESH_TOKEN_TTL_SECS",
+                get("REFRESH_TOKEN_TTL_SECS"),
+                14 * 24 * 3600,
+            )?,
+            auth_code_ttl: parse_secs("AUTH_CODE_TTL_SECS", get("AUTH_CODE_TTL_SECS"), 300)?,
+            client_idle_ttl: parse_secs(
+                "CLIENT_IDLE_TTL_SECS",
+                get("CLIENT_IDLE_TTL_SECS"),
+                30 * 24 * 3600,
+            )?,
+            signing_key_file: get("SIGNING_KEY_FILE").map(PathBuf::from),
+            retired_signing_key_files: get("RETIRED_SIGNING_KEY_FILES")
+                .map(|v| split_list(&v).map(PathBuf::from).collect())
+                .unwrap_or_default(),
+            cors_allowed_origins: get("CORS_ALLOWED_ORIGINS")
+                .map(|v| {
+                    split_list(&v)
+                        .map(|o| parse_origin("CORS_ALLOWED_ORIGINS", o))
+                        .collect::<Result<_, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
+            resources,
+            store_max_entries: parse_num("STORE_MAX_ENTRIES", get("STORE_MAX_ENTRIES"), 100_000usize)?,
+            sweep_interval: parse_secs("SWEEP_INTERVAL_SECS", get("SWEEP_INTERVAL_SECS"), 30)?,
+            max_body_bytes: parse_num("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 64 * 1024usize)?,
+            request_timeout: parse_secs("REQUEST_TIMEOUT_SECS", get("REQUEST_TIMEOUT_SECS"), 30)?,
+        };
+        config.check_production_secrets()?;
+        Ok(config)
+    }
+
+    /// The defaults, as if no variable were set (demo mode). Tests start from this.
+    pub fn demo_defaults() -> Self {
+        Self::from_lookup(|_| None).expect("the defaults are valid")
+    }
+
+    /// Outside demo mode the well-known demo secrets must not be used.
+    fn check_production_secrets(&self) -> Result<(), ConfigError> {
+        if self.demo_mode {
+            return Ok(());
+        }
+        let key = self.secret_key.expose();
+        if key == DEFAULT_SECRET_KEY {
+            return Err(ConfigError::Insecure {
+                key: "SECRET_KEY",
+                reason: "it is the default value".into(),
+            });
+        }
+        if key == DEFAULT_DEMO_CLIENT_SECRET || key == self.demo_client_secret.expose() {
+            return Err(ConfigError::Insecure {
+                key: "SECRET_KEY",
+                reason: "it is the demo client secret".into(),
+            });
+        }
+        if key.len() < 32 {
+            return Err(ConfigError::Insecure {
+                key: "SECRET_KEY",
+                reason: "it must be at least 32 characters of random data".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The absolute URLs of every authorization server endpoint.
+    pub fn endpoints(&self) -> Endpoints {
+        let at = |path: &str| format!("{}{}", self.issuer, path);
+        Endpoints {
+            metadata: at(paths::AS_METADATA),
+            authorization: at(paths::AUTHORIZE),
+            token: at(paths::TOKEN),
+            registration: at(paths::REGISTER),
+            jwks: at(paths::JWKS),
+            revocation: at(paths::REVOKE),
+            introspection: at(paths::INTROSPECT),
+        }
+    }
+
+    /// The audience of a token issued without an RFC 8707 `resource`: the MCP server.
+    pub fn default_resource(&self) -> &str {
+        &self.mcp_url
+    }
+}
+
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn invalid(key: &'static str, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_bool(key: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(_) => Err(invalid(key, value.unwrap_or_default(), "expected true or false")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(
+    key: &'static str,
+    value: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| invalid(key, v, "not a valid number")),
+    }
+}
+
+fn parse_secs(key: &'static str, value: Option<String>, default: u64) -> Result<Duration, ConfigError> {
+    let secs: u64 = parse_num(key, value.clone(), default)?;
+    if secs == 0 {
+        return Err(invalid(key, value.unwrap_or_default(), "must be at least 1 second"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn parse_ip(key: &'static str, value: Option<String>) -> Result<IpAddr, ConfigError> {
+    match value.as_deref() {
+        None => Ok(IpAddr::from([127, 0, 0, 1])),
+        Some("localhost") => Ok(IpAddr::from([127, 0, 0, 1])),
+        Some(v) => v
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| invalid(key, v, "not an IP address")),
+    }
+}
+
+/// An absolute http(s) URL without query or fragment, returned without a trailing slash.
+fn parse_base_url(key: &'static str, value: String) -> Result<String, ConfigError> {
+    let url = Url::parse(&value).map_err(|e| invalid(key, value.clone(), e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(key, value, "expected an http or https URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(key, value, "a query or fragment is not allowed"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+fn parse_origin(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let url = Url::parse(value).map_err(|e| invalid(key, value, e.to_string()))?;
+    if url.host().is_none() || url.path() != "/" || url.query().is_some() {
+        return Err(invalid(key, value, "expected an origin such as https://app.example.com"));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_original_demos() {
+        let c = Config::demo_defaults();
+        assert_eq!(c.oauth_port, 5000);
+        assert_eq!(c.mcp_port, 5001);
+        assert_eq!(c.issuer, "http://127.0.0.1:5000");
+        assert_eq!(c.mcp_url, "http://127.0.0.1:5001");
+        assert!(c.demo_mode);
+        assert_eq!(c.demo_client_id, "demo_client");
+        assert_eq!(c.demo_client_secret.expose(), "demo_secret");
+        assert_eq!(c.access_token_ttl, Duration::from_secs(3600));
+        assert_eq!(c.endpoints().token, "http://127.0.0.1:5000/oauth/token");
+        assert_eq!(c.endpoints().jwks, "http://127.0.0.1:5000/.well-known/jwks.json");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_value() {
+        let err = with(&[("OAUTH_SERVER_PORT", "fivethousand")]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("OAUTH_SERVER_PORT") && msg.contains("fivethousand"), "{msg}");
+        let err = with(&[("OAUTH_ISSUER", "not a url")]).unwrap_err().to_string();
+        assert!(err.contains("OAUTH_ISSUER") && err.contains("not a url"), "{err}");
+        let err = with(&[("DEMO_MODE", "maybe")]).unwrap_err().to_string();
+        assert!(err.contains("DEMO_MODE"), "{err}");
+    }
+
+    #[test]
+    fn the_issuer_loses_its_trailing_slash() {
+        assert_eq!(with(&[("OAUTH_ISSUER", "https://auth.example.com/")]).unwrap().issuer, "https://auth.example.com");
+    }
+
+    #[test]
+    fn production_refuses_the_demo_secrets() {
+        assert!(matches!(with(&[("DEMO_MODE", "false")]), Err(ConfigError::Insecure { .. })));
+        assert!(matches!(
+            with(&[("DEMO_MODE", "false"), ("SECRET_KEY", "demo_secret")]),
+            Err(ConfigError::Insecure { .. })
+        ));
+        assert!(matches!(
+            with(&[("DEMO_MODE", "false"), ("SECRET_KEY", "short")]),
+            Err(ConfigError::Insecure { .. })
+        ));
+        let strong = "k".repeat(40);
+        assert!(with(&[("DEMO_MODE", "false"), ("SECRET_KEY", &strong)]).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let c = with(&[("SECRET_KEY", "super-secret-value")]).unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("super-secret-value"));
+        assert!(!printed.contains("demo_secret"));
+        assert!(printed.contains("REDACTED"));
+    }
+
+    #[test]
+    fn lists_are_parsed_and_checked() {
+        let c = with(&[("CORS_ALLOWED_ORIGINS", "https://a.example, http://localhost:6274")]).unwrap();
+        assert_eq!(c.cors_allowed_origins, vec!["https://a.example", "http://localhost:6274"]);
+        assert!(with(&[("CORS_ALLOWED_ORIGINS", "https://a.example/path")]).is_err());
+        let c = with(&[("OAUTH_RESOURCES", "https://mcp.example.com/mcp,https://api.example.com")]).unwrap();
+        assert_eq!(c.resources.len(), 2);
+    }
+}
