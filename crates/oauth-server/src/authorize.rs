@@ -45,7 +45,7 @@ pub async fn authorize_get(
         crate::pages::harden(response.headers_mut());
         return Ok(response);
     }
-    Ok(approve(&state, request, DEMO_SUBJECT).map_err(|e| e.into_redirect_error())?)
+    approve(&state, request, DEMO_SUBJECT)
 }
 
 /// An error after the redirect URI is trusted is reported by redirect.
@@ -61,12 +61,22 @@ impl RedirectTo<'_> {
         if let Some(d) = err.description {
             pairs.push(("error_description", d.into_owned()));
         }
-        AuthorizeError::Redirect(redirect_with(self.redirect_uri, &pairs, self.state, self.issuer))
+        AuthorizeError::Redirect(redirect_with(
+            self.redirect_uri,
+            &pairs,
+            self.state,
+            self.issuer,
+        ))
     }
 }
 
-/// Builds `redirect_uri?<pairs>&state=..&iss=..`, keeping the URI's own query, and answers 302.
-pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, String)], state: Option<&str>, issuer: &str) -> Response {
+/// Builds `redirect_uri?<pairs>&state=..&iss=..`, keeping the URI's own query.
+pub fn redirect_with(
+    redirect_uri: &str,
+    pairs: &[(&str, String)],
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
     let mut url = Url::parse(redirect_uri).expect("redirect URIs are parsed at registration");
     {
         let mut query = url.query_pairs_mut();
@@ -78,10 +88,19 @@ pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, String)], state: Option
         }
         query.append_pair("iss", issuer);
     }
-    let location = HeaderValue::from_str(url.as_str()).expect("a serialized URL is a valid header");
+    url.into()
+}
+
+/// A 302 Found to `location` (RFC 6749 section 4.1.2 uses 302).
+pub fn found(location: &str) -> Response {
+    let Ok(location) = HeaderValue::from_str(location) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     let mut response = StatusCode::FOUND.into_response();
     response.headers_mut().insert(header::LOCATION, location);
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -91,7 +110,9 @@ pub fn validate(state: &AppState, params: &Params) -> Result<Approved, Authorize
     let no_redirect = |e: OAuthError| AuthorizeError::NoRedirect(e);
     let client_id = params.require("client_id").map_err(no_redirect)?;
     let client = state.clients.get(client_id).ok_or_else(|| {
-        no_redirect(OAuthError::invalid_request(format!("unknown client_id: {client_id}")))
+        no_redirect(OAuthError::invalid_request(format!(
+            "unknown client_id: {client_id}"
+        )))
     })?;
     let requested = params.get("redirect_uri");
     let redirect_uri = client.resolve_redirect(requested).ok_or_else(|| {
@@ -114,16 +135,22 @@ pub fn validate(state: &AppState, params: &Params) -> Result<Approved, Authorize
                 format!("response_type {other} is not supported; use code"),
             )));
         }
-        None => return Err(to.error(OAuthError::invalid_request("missing parameter: response_type"))),
+        None => {
+            return Err(to.error(OAuthError::invalid_request(
+                "missing parameter: response_type",
+            )));
+        }
     }
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(to.error(OAuthError::unauthorized_client(
             "this client is not registered for the authorization_code grant",
         )));
     }
-    let challenge =
-        CodeChallenge::parse(params.get("code_challenge"), params.get("code_challenge_method"))
-            .map_err(|e| to.error(OAuthError::invalid_request(e)))?;
+    let challenge = CodeChallenge::parse(
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    )
+    .map_err(|e| to.error(OAuthError::invalid_request(e)))?;
     let scope = match params.get("scope") {
         None => client.scope,
         Some(s) => {
@@ -158,7 +185,16 @@ pub fn validate(state: &AppState, params: &Params) -> Result<Approved, Authorize
 }
 
 /// The user approved: issue a code and send the user agent back to the client.
-pub fn approve(state: &AppState, request: Approved, subject: &str) -> Result<Response, OAuthErrorAt> {
+pub fn approve(
+    state: &AppState,
+    request: Approved,
+    subject: &str,
+) -> Result<Response, AuthorizeError> {
+    let to = RedirectTo {
+        redirect_uri: &request.redirect_uri,
+        state: request.state.as_deref(),
+        issuer: &state.config.issuer,
+    };
     let code = random_token();
     let entry = AuthCode {
         client_id: request.client_id.clone(),
@@ -169,13 +205,10 @@ pub fn approve(state: &AppState, request: Approved, subject: &str) -> Result<Res
         subject: subject.to_owned(),
         expires_at: state.clock.now() + state.config.auth_code_ttl.as_secs(),
     };
-    if let Err(full) = state.codes.insert(hash_secret(&code), entry) {
-        return Err(OAuthErrorAt {
-            error: OAuthError::store_full(full.0),
-            request,
-            issuer: state.config.issuer.clone(),
-        });
-    }
+    state
+        .codes
+        .insert(hash_secret(&code), entry)
+        .map_err(|full| to.error(OAuthError::store_full(full.0)))?;
     tracing::info!(
         target: "audit",
         event = "authorization_granted",
@@ -184,28 +217,10 @@ pub fn approve(state: &AppState, request: Approved, subject: &str) -> Result<Res
         scope = %request.scope,
         "authorization code issued"
     );
-    Ok(redirect_with(
+    Ok(found(&redirect_with(
         &request.redirect_uri,
         &[("code", code)],
         request.state.as_deref(),
         &state.config.issuer,
-    ))
-}
-
-/// An error that happened after validation, to be reported at the request's redirect URI.
-pub struct OAuthErrorAt {
-    error: OAuthError,
-    request: Approved,
-    issuer: String,
-}
-
-impl OAuthErrorAt {
-    fn into_redirect_error(self) -> AuthorizeError {
-        RedirectTo {
-            redirect_uri: &self.request.redirect_uri,
-            state: self.request.state.as_deref(),
-            issuer: &self.issuer,
-        }
-        .error(self.error)
-    }
+    )))
 }

@@ -85,7 +85,9 @@ fn parse_basic(value: &str) -> Result<(String, String)> {
 /// either method, whatever it registered); a public client presents only its id.
 pub fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Arc<Client>> {
     let Some(presented) = presented else {
-        return Err(OAuthError::invalid_client("client authentication is required"));
+        return Err(OAuthError::invalid_client(
+            "client authentication is required",
+        ));
     };
     let fail = |reason: &'static str| {
         tracing::warn!(
@@ -121,7 +123,10 @@ mod tests {
     #[test]
     fn basic_credentials_are_url_decoded() {
         let header = format!("Basic {}", STANDARD.encode("my%20client:s%3Acret"));
-        assert_eq!(parse_basic(&header).unwrap(), ("my client".into(), "s:cret".into()));
+        assert_eq!(
+            parse_basic(&header).unwrap(),
+            ("my client".into(), "s:cret".into())
+        );
         assert!(parse_basic("Bearer abc").is_err());
         assert!(parse_basic("Basic !!!").is_err());
     }

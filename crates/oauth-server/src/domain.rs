@@ -72,8 +72,11 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] =
-        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
+    pub const ALL: [GrantType; 3] = [
+        Self::AuthorizationCode,
+        Self::ClientCredentials,
+        Self::RefreshToken,
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -152,25 +155,28 @@ impl RedirectUri {
         if raw.len() > 2048 {
             return Err("redirect URI is too long".into());
         }
-        let url = Url::parse(raw).map_err(|e| format!("redirect URI {raw:?} does not parse: {e}"))?;
+        let url =
+            Url::parse(raw).map_err(|e| format!("redirect URI {raw:?} does not parse: {e}"))?;
         if url.fragment().is_some() || raw.contains('#') {
             return Err(format!("redirect URI {raw:?} must not contain a fragment"));
         }
         match url.scheme() {
-            "https" => {
-                if url.host().is_none() {
-                    return Err(format!("redirect URI {raw:?} has no host"));
-                }
+            "https" if url.host().is_none() => {
+                return Err(format!("redirect URI {raw:?} has no host"));
             }
-            "http" => {
-                if !is_loopback_host(url.host()) {
-                    return Err(format!(
-                        "redirect URI {raw:?} uses http on a host that is not loopback; use https"
-                    ));
-                }
+            "http" if !is_loopback_host(url.host()) => {
+                return Err(format!(
+                    "redirect URI {raw:?} uses http on a host that is not loopback; use https"
+                ));
             }
+            "https" | "http" => {}
             "javascript" | "data" | "file" | "vbscript" | "blob" | "about" | "ftp" | "ws"
-            | "wss" => return Err(format!("redirect URI scheme {:?} is not allowed", url.scheme())),
+            | "wss" => {
+                return Err(format!(
+                    "redirect URI scheme {:?} is not allowed",
+                    url.scheme()
+                ));
+            }
             // Private-use URI schemes (RFC 8252 section 7.1) need a reverse-domain or app name.
             scheme if scheme.len() < 2 => {
                 return Err(format!("redirect URI {raw:?} has no usable scheme"));
@@ -250,7 +256,10 @@ mod tests {
     #[test]
     fn scopes_parse_and_print() {
         assert_eq!(Scope::parse("read write").unwrap(), Scope::ALL);
-        assert_eq!(Scope::parse("write  read").unwrap().to_string(), "read write");
+        assert_eq!(
+            Scope::parse("write  read").unwrap().to_string(),
+            "read write"
+        );
         assert_eq!(Scope::parse("").unwrap(), Scope::default());
         assert!(Scope::parse("read admin").unwrap_err().contains("admin"));
         assert!(Scope::ALL.contains(Scope::READ));
@@ -279,7 +288,10 @@ mod tests {
             ("not a uri", "unparsable"),
         ];
         for (uri, why) in refused {
-            assert!(RedirectUri::parse(uri).is_err(), "{uri} should be refused: {why}");
+            assert!(
+                RedirectUri::parse(uri).is_err(),
+                "{uri} should be refused: {why}"
+            );
         }
     }
 
@@ -309,7 +321,13 @@ mod tests {
         assert!(!ok("https://127.0.0.1:5001/mcp/v1"));
         assert!(!ok("http://evil.example:5001/mcp/v1"));
         let nested = Url::parse("https://api.example.com/mcp").unwrap();
-        assert!(resource_is_under(&Url::parse("https://api.example.com/mcp/v1").unwrap(), &nested));
-        assert!(!resource_is_under(&Url::parse("https://api.example.com/mcpx").unwrap(), &nested));
+        assert!(resource_is_under(
+            &Url::parse("https://api.example.com/mcp/v1").unwrap(),
+            &nested
+        ));
+        assert!(!resource_is_under(
+            &Url::parse("https://api.example.com/mcpx").unwrap(),
+            &nested
+        ));
     }
 }

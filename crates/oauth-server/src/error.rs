@@ -165,8 +165,9 @@ impl IntoResponse for OAuthError {
 pub enum AuthorizeError {
     /// The client or its redirect URI could not be trusted: show a page, never redirect.
     NoRedirect(OAuthError),
-    /// Everything else goes back to the client's redirect URI (a 302 with error, state, iss).
-    Redirect(Response),
+    /// Everything else goes back to the client's redirect URI: a 302 to this location, which
+    /// carries error, error_description, state and iss.
+    Redirect(String),
 }
 
 impl IntoResponse for AuthorizeError {
@@ -179,7 +180,7 @@ impl IntoResponse for AuthorizeError {
                 crate::pages::harden(response.headers_mut());
                 response
             }
-            Self::Redirect(response) => response,
+            Self::Redirect(location) => crate::authorize::found(&location),
         }
     }
 }

@@ -29,7 +29,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,7 +62,10 @@ impl SigningKey {
 
     /// The key as PKCS#8 PEM, to save a generated key.
     pub fn to_pkcs8_pem(&self) -> anyhow::Result<String> {
-        let der = self.pair.as_der().map_err(|_| anyhow::anyhow!("cannot encode the key"))?;
+        let der = self
+            .pair
+            .as_der()
+            .map_err(|_| anyhow::anyhow!("cannot encode the key"))?;
         let b64 = STANDARD.encode(der.as_ref());
         let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
         for chunk in b64.as_bytes().chunks(64) {
@@ -79,7 +84,8 @@ impl SigningKey {
         // RFC 7638 section 3.2: the required members in lexicographic order, no whitespace.
         let canonical = format!(r#"{{"e":"{e64}","kty":"RSA","n":"{n64}"}}"#);
         let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-        let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n64, "e": e64});
+        let jwk =
+            json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n64, "e": e64});
         let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
         Ok(Self {
             encoded_header: URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -97,13 +103,19 @@ impl SigningKey {
     /// Signs `claims` as a compact JWS with header `{"alg":"RS256","typ":"at+jwt","kid":..}`.
     pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
         let payload = serde_json::to_vec(claims)?;
-        let mut token = String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 350);
+        let mut token =
+            String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 350);
         token.push_str(&self.encoded_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let mut signature = vec![0; self.pair.public_modulus_len()];
         self.pair
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                token.as_bytes(),
+                &mut signature,
+            )
             .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
@@ -174,7 +186,10 @@ impl KeySet {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         if header.alg != Algorithm::RS256
-            || !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+            || !header
+                .typ
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
         {
             return Err(VerifyError::Invalid);
         }
@@ -205,7 +220,9 @@ fn decode_pem(pem: &str) -> anyhow::Result<(String, Vec<u8>)> {
     let mut body = String::new();
     for line in lines {
         if line.starts_with("-----END ") {
-            let der = STANDARD.decode(body.as_bytes()).context("the PEM body is not base64")?;
+            let der = STANDARD
+                .decode(body.as_bytes())
+                .context("the PEM body is not base64")?;
             return Ok((label, der));
         }
         body.push_str(line);
@@ -222,7 +239,11 @@ mod tests {
         let key = SigningKey::generate().unwrap();
         let pem = key.to_pkcs8_pem().unwrap();
         let again = SigningKey::from_pem(&pem).unwrap();
-        assert_eq!(key.kid(), again.kid(), "the kid is a thumbprint of the public key");
+        assert_eq!(
+            key.kid(),
+            again.kid(),
+            "the kid is a thumbprint of the public key"
+        );
         let set = KeySet::new(again, vec![], "http://issuer");
         let token = key
             .sign(&json!({"iss": "http://issuer", "sub": "alice", "exp": 4_000_000_000u64}))
@@ -230,14 +251,23 @@ mod tests {
         let claims: Value = set.verify(&token).unwrap();
         assert_eq!(claims["sub"], "alice");
         let other = KeySet::new(SigningKey::generate().unwrap(), vec![], "http://issuer");
-        assert!(matches!(other.verify::<Value>(&token), Err(VerifyError::UnknownKey)));
+        assert!(matches!(
+            other.verify::<Value>(&token),
+            Err(VerifyError::UnknownKey)
+        ));
         let wrong_issuer = KeySet::new(SigningKey::from_pem(&pem).unwrap(), vec![], "http://other");
-        assert!(matches!(wrong_issuer.verify::<Value>(&token), Err(VerifyError::Invalid)));
+        assert!(matches!(
+            wrong_issuer.verify::<Value>(&token),
+            Err(VerifyError::Invalid)
+        ));
     }
 
     #[test]
     fn garbage_is_not_a_key() {
         assert!(SigningKey::from_pem("hello").is_err());
-        assert!(SigningKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_err());
+        assert!(
+            SigningKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")
+                .is_err()
+        );
     }
 }

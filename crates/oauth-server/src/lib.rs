@@ -62,7 +62,10 @@ pub fn app(state: AppState) -> Router {
     router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(cors(config))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
         .layer(
             // The span names the route, never the query string (it may carry codes or state).
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -121,7 +124,9 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
     stop_sweeper.cancel();
     let _ = sweeper.await;
     result

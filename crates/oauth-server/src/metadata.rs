@@ -36,7 +36,10 @@ pub fn document(config: &Config, endpoints: &Endpoints) -> Value {
 fn json_bytes(body: axum::body::Bytes, cache: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
         body,

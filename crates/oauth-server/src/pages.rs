@@ -48,7 +48,10 @@ pub fn error_page(code: &str, description: &str) -> String {
 
 /// A plain message page.
 pub fn message_page(title: &str, message: &str) -> String {
-    page(title, &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(message)))
+    page(
+        title,
+        &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(message)),
+    )
 }
 
 /// Headers of every HTML page: no framing, no outside content, no caching.
@@ -60,8 +63,14 @@ pub fn harden(headers: &mut HeaderMap) {
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
@@ -69,6 +78,9 @@ pub fn harden(headers: &mut HeaderMap) {
 mod tests {
     #[test]
     fn markup_is_escaped() {
-        assert_eq!(super::escape("<a href='x'>&\""), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
+        assert_eq!(
+            super::escape("<a href='x'>&\""),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
+        );
     }
 }

@@ -48,7 +48,12 @@ impl Params {
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -64,7 +69,10 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
         if !is_form {
             return Err(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
@@ -105,12 +113,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
             });
         if !is_json {
-            return Err(OAuthError::invalid_request("the body must be application/json")
-                .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+            return Err(
+                OAuthError::invalid_request("the body must be application/json")
+                    .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            );
         }
         let body = read_body(req, state).await?;
         serde_json::from_slice(&body).map(Self).map_err(|e| {
-            OAuthError::invalid_client_metadata(format!("the body is not valid client metadata: {e}"))
+            OAuthError::invalid_client_metadata(format!(
+                "the body is not valid client metadata: {e}"
+            ))
         })
     }
 }

@@ -65,7 +65,7 @@ mod tests {
     #[test]
     fn the_rfc_example_verifies() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCQ1jxJ6Ys6kzbM-gs0HvGU4";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert_eq!(challenge_for(verifier), challenge);
         let c = CodeChallenge::parse(Some(challenge), Some("S256")).unwrap();
         assert!(c.verify(verifier));

@@ -44,7 +44,9 @@ impl TryFrom<RegistrationRequest> for NewClient {
     fn try_from(req: RegistrationRequest) -> Result<Self> {
         let name = match req.client_name {
             Some(n) if n.chars().count() > 200 => {
-                return Err(OAuthError::invalid_client_metadata("client_name is too long"));
+                return Err(OAuthError::invalid_client_metadata(
+                    "client_name is too long",
+                ));
             }
             Some(n) if n.chars().any(char::is_control) => {
                 return Err(OAuthError::invalid_client_metadata(
@@ -55,7 +57,9 @@ impl TryFrom<RegistrationRequest> for NewClient {
         };
         let raw_uris = req.redirect_uris.unwrap_or_default();
         if raw_uris.len() > 20 {
-            return Err(OAuthError::invalid_client_metadata("too many redirect_uris (at most 20)"));
+            return Err(OAuthError::invalid_client_metadata(
+                "too many redirect_uris (at most 20)",
+            ));
         }
         let redirect_uris = raw_uris
             .iter()
@@ -204,8 +208,10 @@ mod tests {
 
     #[test]
     fn the_seed_registration_is_accepted() {
-        let c = req(json!({"client_name":"Test Client","redirect_uris":["http://localhost:8080/callback"],
-            "grant_types":["client_credentials"],"scope":"read write"}))
+        let c = req(
+            json!({"client_name":"Test Client","redirect_uris":["http://localhost:8080/callback"],
+            "grant_types":["client_credentials"],"scope":"read write"}),
+        )
         .unwrap();
         assert_eq!(c.grant_types, vec![GrantType::ClientCredentials]);
         assert!(c.response_types.is_empty());
@@ -216,15 +222,51 @@ mod tests {
     fn bad_metadata_is_refused_with_the_right_code() {
         use crate::error::ErrorCode::*;
         let cases = [
-            (json!({"grant_types":["password"],"redirect_uris":["https://a.example/cb"]}), InvalidClientMetadata, "unsupported grant"),
-            (json!({"token_endpoint_auth_method":"private_key_jwt","redirect_uris":["https://a.example/cb"]}), InvalidClientMetadata, "unsupported auth method"),
-            (json!({"scope":"read admin","redirect_uris":["https://a.example/cb"]}), InvalidClientMetadata, "unknown scope"),
-            (json!({"grant_types":["authorization_code"]}), InvalidRedirectUri, "code grant without redirect_uris"),
-            (json!({"redirect_uris":["javascript:alert(1)"]}), InvalidRedirectUri, "javascript"),
-            (json!({"redirect_uris":["https://a.example/cb#x"]}), InvalidRedirectUri, "fragment"),
-            (json!({"redirect_uris":["http://a.example/cb"]}), InvalidRedirectUri, "http off loopback"),
-            (json!({"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}), InvalidClientMetadata, "public client_credentials"),
-            (json!({"response_types":["token"],"redirect_uris":["https://a.example/cb"]}), InvalidClientMetadata, "implicit"),
+            (
+                json!({"grant_types":["password"],"redirect_uris":["https://a.example/cb"]}),
+                InvalidClientMetadata,
+                "unsupported grant",
+            ),
+            (
+                json!({"token_endpoint_auth_method":"private_key_jwt","redirect_uris":["https://a.example/cb"]}),
+                InvalidClientMetadata,
+                "unsupported auth method",
+            ),
+            (
+                json!({"scope":"read admin","redirect_uris":["https://a.example/cb"]}),
+                InvalidClientMetadata,
+                "unknown scope",
+            ),
+            (
+                json!({"grant_types":["authorization_code"]}),
+                InvalidRedirectUri,
+                "code grant without redirect_uris",
+            ),
+            (
+                json!({"redirect_uris":["javascript:alert(1)"]}),
+                InvalidRedirectUri,
+                "javascript",
+            ),
+            (
+                json!({"redirect_uris":["https://a.example/cb#x"]}),
+                InvalidRedirectUri,
+                "fragment",
+            ),
+            (
+                json!({"redirect_uris":["http://a.example/cb"]}),
+                InvalidRedirectUri,
+                "http off loopback",
+            ),
+            (
+                json!({"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}),
+                InvalidClientMetadata,
+                "public client_credentials",
+            ),
+            (
+                json!({"response_types":["token"],"redirect_uris":["https://a.example/cb"]}),
+                InvalidClientMetadata,
+                "implicit",
+            ),
         ];
         for (body, code, why) in cases {
             let err = req(body).expect_err(why);

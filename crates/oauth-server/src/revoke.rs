@@ -45,8 +45,11 @@ pub async fn revoke_post(
         }
         return Ok(StatusCode::OK);
     }
-    if let Ok(claims) = state.keys.verify::<AccessClaims>(token) {
-        if claims.client_id == client.id && claims.exp > now {
+    if let Ok(claims) = state.keys.verify::<AccessClaims>(token)
+        && claims.client_id == client.id
+        && claims.exp > now
+    {
+        {
             state
                 .revocations
                 .revoke(&claims.jti, claims.exp)

@@ -24,7 +24,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 }
 
@@ -78,7 +81,9 @@ impl AppState {
     pub fn with_parts(config: Config, keys: KeySet, clock: Arc<dyn Clock>) -> Self {
         let max = config.store_max_entries;
         let endpoints = config.endpoints();
-        let metadata = crate::metadata::document(&config, &endpoints).to_string().into();
+        let metadata = crate::metadata::document(&config, &endpoints)
+            .to_string()
+            .into();
         let jwks = keys.jwks().to_string().into();
         let state = Self {
             resources: config.resources.clone().into(),
@@ -116,7 +121,9 @@ impl AppState {
             dynamic: false,
             last_used: now.into(),
         };
-        self.clients.insert(client).expect("an empty store has room for the demo client");
+        self.clients
+            .insert(client)
+            .expect("an empty store has room for the demo client");
     }
 
     /// Removes every expired code, token, revocation and idle registration.

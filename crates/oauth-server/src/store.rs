@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -89,7 +88,9 @@ impl Client {
                     && RedirectUri::parse(uri).is_ok_and(|r| r.is_loopback());
                 (registered || loopback).then(|| uri.to_owned())
             }
-            None if self.redirect_uris.len() == 1 => Some(self.redirect_uris[0].as_str().to_owned()),
+            None if self.redirect_uris.len() == 1 => {
+                Some(self.redirect_uris[0].as_str().to_owned())
+            }
             None => None,
         }
     }
@@ -104,7 +105,11 @@ pub trait ClientStore: Send + Sync {
     fn insert(&self, client: Client) -> Result<Arc<Client>, StoreFull>;
     /// Removes dynamic clients unused since before `idle_before`; returns how many.
     fn sweep(&self, idle_before: u64) -> usize;
+    /// How many entries the store holds (for monitoring and tests).
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// An issued authorization code, bound to everything the token request must repeat.
@@ -147,7 +152,11 @@ pub trait CodeStore: Send + Sync {
     /// meantime, in which case the caller revokes them at once.
     fn record_issued(&self, hash: &Hash, issued: Issued) -> bool;
     fn sweep(&self, now: u64) -> usize;
+    /// How many entries the store holds (for monitoring and tests).
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What a refresh token grants; shared by every token of its family.
@@ -183,7 +192,11 @@ pub trait RefreshStore: Send + Sync {
     /// Revokes every token of a family; returns its access tokens (jti, exp) to revoke too.
     fn revoke_family(&self, family: &str) -> Vec<(String, u64)>;
     fn sweep(&self, now: u64) -> usize;
+    /// How many entries the store holds (for monitoring and tests).
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Revoked access tokens, by `jti`, until they expire.
@@ -191,7 +204,11 @@ pub trait RevocationStore: Send + Sync {
     fn revoke(&self, jti: &str, exp: u64) -> Result<(), StoreFull>;
     fn is_revoked(&self, jti: &str) -> bool;
     fn sweep(&self, now: u64) -> usize;
+    /// How many entries the store holds (for monitoring and tests).
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,7 +221,10 @@ pub struct MemoryClients {
 
 impl MemoryClients {
     pub fn new(max: usize) -> Self {
-        Self { map: DashMap::new(), max }
+        Self {
+            map: DashMap::new(),
+            max,
+        }
     }
 }
 
@@ -236,7 +256,10 @@ impl ClientStore for MemoryClients {
 
 enum CodeState {
     Unused,
-    Spent { issued: Option<Issued>, replayed: bool },
+    Spent {
+        issued: Option<Issued>,
+        replayed: bool,
+    },
 }
 
 pub struct MemoryCodes {
@@ -246,7 +269,10 @@ pub struct MemoryCodes {
 
 impl MemoryCodes {
     pub fn new(max: usize) -> Self {
-        Self { map: DashMap::new(), max }
+        Self {
+            map: DashMap::new(),
+            max,
+        }
     }
 }
 
@@ -284,7 +310,10 @@ impl CodeStore for MemoryCodes {
     fn record_issued(&self, hash: &Hash, issued: Issued) -> bool {
         match self.map.get_mut(hash) {
             Some(mut entry) => match &mut entry.1 {
-                CodeState::Spent { issued: slot, replayed } => {
+                CodeState::Spent {
+                    issued: slot,
+                    replayed,
+                } => {
                     *slot = Some(issued);
                     *replayed
                 }
@@ -416,22 +445,24 @@ pub struct MemoryRevocations {
 
 impl MemoryRevocations {
     pub fn new(max: usize) -> Self {
-        Self { map: DashMap::new(), max }
+        Self {
+            map: DashMap::new(),
+            max,
+        }
     }
 }
 
 impl RevocationStore for MemoryRevocations {
     fn revoke(&self, jti: &str, exp: u64) -> Result<(), StoreFull> {
-        match self.map.entry(jti.to_owned()) {
-            Entry::Occupied(_) => Ok(()),
-            Entry::Vacant(slot) => {
-                if self.map.len() >= self.max {
-                    return Err(StoreFull("revocation"));
-                }
-                slot.insert(exp);
-                Ok(())
-            }
+        // `len` locks every shard, so it must not run while an entry's shard is held.
+        if self.map.contains_key(jti) {
+            return Ok(());
         }
+        if self.map.len() >= self.max {
+            return Err(StoreFull("revocation"));
+        }
+        self.map.insert(jti.to_owned(), exp);
+        Ok(())
     }
 
     fn is_revoked(&self, jti: &str) -> bool {

@@ -78,7 +78,9 @@ impl TryFrom<&Params> for Grant {
         match p.require("grant_type")? {
             "authorization_code" => {
                 let verifier = p.get("code_verifier").ok_or_else(|| {
-                    OAuthError::invalid_request("missing parameter: code_verifier (PKCE is required)")
+                    OAuthError::invalid_request(
+                        "missing parameter: code_verifier (PKCE is required)",
+                    )
                 })?;
                 if !is_valid_verifier(verifier) {
                     return Err(OAuthError::invalid_request(
@@ -123,7 +125,10 @@ pub async fn token_post(
     let presented = client_auth::presented(&headers, &params)?;
     let grant = Grant::try_from(&params)?;
     let client = client_auth::authenticate(&state, presented)?;
-    let resource = params.get("resource").map(|r| check_resource(&state, r)).transpose()?;
+    let resource = params
+        .get("resource")
+        .map(|r| check_resource(&state, r))
+        .transpose()?;
     if !client.allows(grant.grant_type()) {
         return Err(OAuthError::unauthorized_client(format!(
             "this client is not registered for the {} grant",
@@ -135,7 +140,14 @@ pub async fn token_post(
             code,
             redirect_uri,
             verifier,
-        } => exchange_code(&state, &client, &code, redirect_uri.as_deref(), &verifier, resource),
+        } => exchange_code(
+            &state,
+            &client,
+            &code,
+            redirect_uri.as_deref(),
+            &verifier,
+            resource,
+        ),
         Grant::ClientCredentials { scope } => client_credentials(&state, &client, scope, resource),
         Grant::RefreshToken { token, scope } => refresh(&state, &client, &token, scope, resource),
     }
@@ -144,7 +156,11 @@ pub async fn token_post(
 /// An RFC 8707 resource must be one this server issues tokens for, or a URL under one.
 pub fn check_resource(state: &AppState, raw: &str) -> Result<String> {
     let url: Url = parse_resource(raw).map_err(OAuthError::invalid_target)?;
-    if state.resources.iter().any(|base| resource_is_under(&url, base)) {
+    if state
+        .resources
+        .iter()
+        .any(|base| resource_is_under(&url, base))
+    {
         Ok(raw.to_owned())
     } else {
         Err(OAuthError::invalid_target(format!(
@@ -181,7 +197,9 @@ fn exchange_code(
     };
     let grant = match state.codes.redeem(&hash, now, &accept) {
         Redeem::Unknown => {
-            return Err(OAuthError::invalid_grant("the authorization code is invalid or expired"));
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is invalid or expired",
+            ));
         }
         Redeem::Replayed(issued) => {
             tracing::warn!(
@@ -193,7 +211,9 @@ fn exchange_code(
             if let Some(issued) = issued {
                 revoke_issued(state, &issued);
             }
-            return Err(OAuthError::invalid_grant("the authorization code was already used"));
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used",
+            ));
         }
         Redeem::Rejected(c) => {
             let reason = if c.client_id != client.id {
@@ -218,10 +238,20 @@ fn exchange_code(
     let family = client
         .allows(GrantType::RefreshToken)
         .then(|| uuid::Uuid::new_v4().to_string());
-    let (response, issued) = issue(state, client, &grant.subject, grant.scope, grant.scope, &audience, family)?;
+    let (response, issued) = issue(
+        state,
+        client,
+        &grant.subject,
+        grant.scope,
+        grant.scope,
+        &audience,
+        family,
+    )?;
     if state.codes.record_issued(&hash, issued.clone()) {
         revoke_issued(state, &issued);
-        return Err(OAuthError::invalid_grant("the authorization code was already used"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was already used",
+        ));
     }
     Ok(response)
 }
@@ -259,7 +289,9 @@ fn refresh(
     };
     let grant = match state.refresh_tokens.rotate(&hash, now, &fits) {
         Rotate::Unknown => {
-            return Err(OAuthError::invalid_grant("the refresh token is invalid or expired"));
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is invalid or expired",
+            ));
         }
         Rotate::Reused(grant) => {
             let revoked = state.refresh_tokens.revoke_family(&grant.family);
@@ -274,7 +306,9 @@ fn refresh(
                 access_tokens_revoked = revoked.len(),
                 "a rotated refresh token was presented again; its family is revoked"
             );
-            return Err(OAuthError::invalid_grant("the refresh token was already used"));
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was already used",
+            ));
         }
         Rotate::Rejected(g) => {
             return Err(if g.client_id != client.id {
@@ -354,7 +388,9 @@ fn issue(
                 .refresh_tokens
                 .insert(hash_secret(&token), grant)
                 .map_err(|full| OAuthError::store_full(full.0))?;
-            state.refresh_tokens.add_access_token(family, &claims.jti, claims.exp);
+            state
+                .refresh_tokens
+                .add_access_token(family, &claims.jti, claims.exp);
             Some(token)
         }
         None => None,
@@ -389,7 +425,9 @@ fn issue(
 
 /// Revokes what a replayed authorization code produced: its access token and refresh family.
 fn revoke_issued(state: &AppState, issued: &Issued) {
-    let _ = state.revocations.revoke(&issued.access_jti, issued.access_exp);
+    let _ = state
+        .revocations
+        .revoke(&issued.access_jti, issued.access_exp);
     if let Some(family) = &issued.family {
         for (jti, exp) in state.refresh_tokens.revoke_family(family) {
             let _ = state.revocations.revoke(&jti, exp);

@@ -155,7 +155,11 @@ impl Config {
 
     /// Builds the configuration from any key lookup; the defaults are the original demo's.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let demo_mode = parse_bool("DEMO_MODE", get("DEMO_MODE"), true)?;
         let oauth_port = parse_num("OAUTH_SERVER_PORT", get("OAUTH_SERVER_PORT"), 5000u16)?;
         let mcp_port = parse_num("MCP_SERVER_PORT", get("MCP_SERVER_PORT"), 5001u16)?;
@@ -189,7 +193,11 @@ impl Config {
             demo_client_secret: Secret::new(
                 get("DEMO_CLIENT_SECRET").unwrap_or_else(|| DEFAULT_DEMO_CLIENT_SECRET.into()),
             ),
-            access_token_ttl: parse_secs("ACCESS_TOKEN_TTL_SECS", get("ACCESS_TOKEN_TTL_SECS"), 3600)?,
+            access_token_ttl: parse_secs(
+                "ACCESS_TOKEN_TTL_SECS",
+                get("ACCESS_TOKEN_TTL_SECS"),
+                3600,
+            )?,
             refresh_token_ttl: parse_secs(
                 "REFRESH_TOKEN_TTL_SECS",
                 get("REFRESH_TOKEN_TTL_SECS"),
@@ -214,7 +222,11 @@ impl Config {
                 .transpose()?
                 .unwrap_or_default(),
             resources,
-            store_max_entries: parse_num("STORE_MAX_ENTRIES", get("STORE_MAX_ENTRIES"), 100_000usize)?,
+            store_max_entries: parse_num(
+                "STORE_MAX_ENTRIES",
+                get("STORE_MAX_ENTRIES"),
+                100_000usize,
+            )?,
             sweep_interval: parse_secs("SWEEP_INTERVAL_SECS", get("SWEEP_INTERVAL_SECS"), 30)?,
             max_body_bytes: parse_num("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 64 * 1024usize)?,
             request_timeout: parse_secs("REQUEST_TIMEOUT_SECS", get("REQUEST_TIMEOUT_SECS"), 30)?,
@@ -287,12 +299,20 @@ fn invalid(key: &'static str, value: impl Into<String>, reason: impl Into<String
     }
 }
 
-fn parse_bool(key: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
+fn parse_bool(
+    key: &'static str,
+    value: Option<String>,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
         Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(_) => Err(invalid(key, value.unwrap_or_default(), "expected true or false")),
+        Some(_) => Err(invalid(
+            key,
+            value.unwrap_or_default(),
+            "expected true or false",
+        )),
     }
 }
 
@@ -307,10 +327,18 @@ fn parse_num<T: std::str::FromStr>(
     }
 }
 
-fn parse_secs(key: &'static str, value: Option<String>, default: u64) -> Result<Duration, ConfigError> {
+fn parse_secs(
+    key: &'static str,
+    value: Option<String>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
     let secs: u64 = parse_num(key, value.clone(), default)?;
     if secs == 0 {
-        return Err(invalid(key, value.unwrap_or_default(), "must be at least 1 second"));
+        return Err(invalid(
+            key,
+            value.unwrap_or_default(),
+            "must be at least 1 second",
+        ));
     }
     Ok(Duration::from_secs(secs))
 }
@@ -342,7 +370,11 @@ fn parse_base_url(key: &'static str, value: String) -> Result<String, ConfigErro
 fn parse_origin(key: &'static str, value: &str) -> Result<String, ConfigError> {
     let url = Url::parse(value).map_err(|e| invalid(key, value, e.to_string()))?;
     if url.host().is_none() || url.path() != "/" || url.query().is_some() {
-        return Err(invalid(key, value, "expected an origin such as https://app.example.com"));
+        return Err(invalid(
+            key,
+            value,
+            "expected an origin such as https://app.example.com",
+        ));
     }
     Ok(url.origin().ascii_serialization())
 }
@@ -352,8 +384,10 @@ mod tests {
     use super::*;
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -369,28 +403,47 @@ mod tests {
         assert_eq!(c.demo_client_secret.expose(), "demo_secret");
         assert_eq!(c.access_token_ttl, Duration::from_secs(3600));
         assert_eq!(c.endpoints().token, "http://127.0.0.1:5000/oauth/token");
-        assert_eq!(c.endpoints().jwks, "http://127.0.0.1:5000/.well-known/jwks.json");
+        assert_eq!(
+            c.endpoints().jwks,
+            "http://127.0.0.1:5000/.well-known/jwks.json"
+        );
     }
 
     #[test]
     fn a_bad_value_names_its_key_and_value() {
         let err = with(&[("OAUTH_SERVER_PORT", "fivethousand")]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("OAUTH_SERVER_PORT") && msg.contains("fivethousand"), "{msg}");
-        let err = with(&[("OAUTH_ISSUER", "not a url")]).unwrap_err().to_string();
-        assert!(err.contains("OAUTH_ISSUER") && err.contains("not a url"), "{err}");
+        assert!(
+            msg.contains("OAUTH_SERVER_PORT") && msg.contains("fivethousand"),
+            "{msg}"
+        );
+        let err = with(&[("OAUTH_ISSUER", "not a url")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("OAUTH_ISSUER") && err.contains("not a url"),
+            "{err}"
+        );
         let err = with(&[("DEMO_MODE", "maybe")]).unwrap_err().to_string();
         assert!(err.contains("DEMO_MODE"), "{err}");
     }
 
     #[test]
     fn the_issuer_loses_its_trailing_slash() {
-        assert_eq!(with(&[("OAUTH_ISSUER", "https://auth.example.com/")]).unwrap().issuer, "https://auth.example.com");
+        assert_eq!(
+            with(&[("OAUTH_ISSUER", "https://auth.example.com/")])
+                .unwrap()
+                .issuer,
+            "https://auth.example.com"
+        );
     }
 
     #[test]
     fn production_refuses_the_demo_secrets() {
-        assert!(matches!(with(&[("DEMO_MODE", "false")]), Err(ConfigError::Insecure { .. })));
+        assert!(matches!(
+            with(&[("DEMO_MODE", "false")]),
+            Err(ConfigError::Insecure { .. })
+        ));
         assert!(matches!(
             with(&[("DEMO_MODE", "false"), ("SECRET_KEY", "demo_secret")]),
             Err(ConfigError::Insecure { .. })
@@ -414,10 +467,21 @@ mod tests {
 
     #[test]
     fn lists_are_parsed_and_checked() {
-        let c = with(&[("CORS_ALLOWED_ORIGINS", "https://a.example, http://localhost:6274")]).unwrap();
-        assert_eq!(c.cors_allowed_origins, vec!["https://a.example", "http://localhost:6274"]);
+        let c = with(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://a.example, http://localhost:6274",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.cors_allowed_origins,
+            vec!["https://a.example", "http://localhost:6274"]
+        );
         assert!(with(&[("CORS_ALLOWED_ORIGINS", "https://a.example/path")]).is_err());
-        let c = with(&[("OAUTH_RESOURCES", "https://mcp.example.com/mcp,https://api.example.com")]).unwrap();
+        let c = with(&[(
+            "OAUTH_RESOURCES",
+            "https://mcp.example.com/mcp,https://api.example.com",
+        )])
+        .unwrap();
         assert_eq!(c.resources.len(), 2);
     }
 }

@@ -1,0 +1,201 @@
+//! Starts the server in-process on 127.0.0.1:0 and speaks HTTP to it.
+
+use std::sync::{Arc, OnceLock};
+
+use oauth_server::keys::{KeySet, SigningKey};
+use oauth_server::pkce::challenge_for;
+use oauth_server::state::{AppState, ManualClock};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use shared_config::Config;
+use tokio_util::sync::CancellationToken;
+
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const REDIRECT: &str = "http://127.0.0.1:8080/callback";
+
+/// One RSA key for the whole test binary (generating one per test would be slow).
+fn test_key_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| SigningKey::generate().unwrap().to_pkcs8_pem().unwrap())
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A client registered for the tests.
+pub struct Registered {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut config = Config::demo_defaults();
+    config.issuer = format!("http://127.0.0.1:{port}");
+    config.oauth_port = port;
+    adjust(&mut config);
+    let keys = KeySet::new(
+        SigningKey::from_pem(test_key_pem()).unwrap(),
+        vec![],
+        config.issuer.clone(),
+    );
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let state = AppState::with_parts(config, keys, clock.clone());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(oauth_server::serve(
+        listener,
+        state.clone(),
+        shutdown.clone().cancelled_owned(),
+    ));
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        clock,
+        shutdown,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn register(&self, body: Value) -> Response {
+        self.http
+            .post(self.url("/oauth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers a client for the authorization-code flow (confidential unless `public`).
+    pub async fn register_code_client(&self, public: bool) -> Registered {
+        let mut body = json!({
+            "client_name": "Test app",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code", "refresh_token"],
+        });
+        if public {
+            body["token_endpoint_auth_method"] = json!("none");
+        }
+        let res = self.register(body).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let v: Value = res.json().await.unwrap();
+        Registered {
+            id: v["client_id"].as_str().unwrap().to_owned(),
+            secret: v["client_secret"].as_str().map(str::to_owned),
+        }
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.http
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token(&self, form: &[(&str, &str)]) -> Response {
+        self.post_form("/oauth/token", form).await
+    }
+
+    /// GET /oauth/authorize with the given query.
+    pub async fn authorize(&self, query: &[(&str, &str)]) -> Response {
+        self.http
+            .get(self.url("/oauth/authorize"))
+            .query(query)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs the demo approval and returns the code.
+    pub async fn obtain_code(&self, client: &Registered, extra: &[(&str, &str)]) -> String {
+        let challenge = challenge_for(VERIFIER);
+        let mut query = vec![
+            ("response_type", "code"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("state", "xyz"),
+        ];
+        query.extend_from_slice(extra);
+        let res = self.authorize(&query).await;
+        assert_eq!(res.status(), StatusCode::FOUND, "{:?}", res.text().await);
+        let params = location_params(&res);
+        params.get("code").cloned().expect("a code in the redirect")
+    }
+
+    /// Exchanges a code with the standard verifier.
+    pub async fn exchange(&self, client: &Registered, code: &str) -> Response {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", client.id.as_str()),
+        ];
+        if let Some(s) = &client.secret {
+            form.push(("client_secret", s.as_str()));
+        }
+        self.token(&form).await
+    }
+
+    pub async fn introspect(&self, token: &str) -> Value {
+        let res = self
+            .post_form(
+                "/oauth/introspect",
+                &[
+                    ("token", token),
+                    ("client_id", "demo_client"),
+                    ("client_secret", "demo_secret"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+}
+
+/// The query parameters of a redirect's Location header.
+pub fn location_params(res: &Response) -> std::collections::HashMap<String, String> {
+    let location = res.headers()["location"].to_str().unwrap();
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+pub async fn json_of(res: Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, body)
+}

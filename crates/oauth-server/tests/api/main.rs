@@ -1,0 +1,11 @@
+//! Integration tests of the authorization server over HTTP (one test binary).
+
+// Negative cases are written as tables of (input, expected, why).
+#![allow(clippy::type_complexity)]
+
+mod authorize;
+mod discovery;
+mod helpers;
+mod register;
+mod revoke_introspect;
+mod token;
