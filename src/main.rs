@@ -8,28 +8,49 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
-    oauth_server::telemetry::init();
+    shared_config::telemetry::init();
     let config = Config::from_env()?;
     let shutdown = CancellationToken::new();
 
+    // The OAuth server binds first, so the MCP server can fetch its JWKS at start.
     let oauth_listener = TcpListener::bind((config.oauth_host, config.oauth_port)).await?;
+    let mcp_listener = TcpListener::bind((config.mcp_host, config.mcp_port)).await?;
     let oauth_state = oauth_server::AppState::new(config.clone())?;
+    let mcp_state = mcp_server::AppState::new(config.clone())?;
     tracing::info!(address = %oauth_listener.local_addr()?, issuer = %config.issuer, "OAuth server listening");
-    let oauth = tokio::spawn(oauth_server::serve(
+    tracing::info!(address = %mcp_listener.local_addr()?, endpoint = %config.mcp_endpoint(), "MCP server listening");
+    let mut oauth = tokio::spawn(oauth_server::serve(
         oauth_listener,
         oauth_state,
         shutdown.clone().cancelled_owned(),
     ));
+    let mut mcp = tokio::spawn(mcp_server::serve(
+        mcp_listener,
+        mcp_state,
+        shutdown.clone().cancelled_owned(),
+    ));
 
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
-        result = oauth => {
-            shutdown.cancel();
-            result??;
-            return Ok(());
-        }
-    }
+    let early_exit = tokio::select! {
+        _ = shutdown_signal() => { tracing::info!("shutting down"); None }
+        r = &mut oauth => Some(("OAuth server", r)),
+        r = &mut mcp => Some(("MCP server", r)),
+    };
     shutdown.cancel();
+    if let Some((name, result)) = early_exit {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let _ = oauth.await;
+            let _ = mcp.await;
+        })
+        .await;
+        result??;
+        anyhow::bail!("the {name} stopped unexpectedly");
+    }
+    // Let both drain, within bounds.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let _ = oauth.await;
+        let _ = mcp.await;
+    })
+    .await;
     Ok(())
 }
 

@@ -26,7 +26,6 @@ pub mod register;
 pub mod revoke;
 pub mod state;
 pub mod store;
-pub mod telemetry;
 pub mod token;
 
 use std::future::Future;

@@ -5,7 +5,7 @@ use shared_config::Config;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
-    oauth_server::telemetry::init();
+    shared_config::telemetry::init();
     let config = Config::from_env()?;
     let addr = (config.oauth_host, config.oauth_port);
     let state = oauth_server::AppState::new(config)?;

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use url::Url;
 
+pub mod telemetry;
+
 /// Every HTTP path either service serves, in one place.
 pub mod paths {
     /// RFC 8414 authorization server metadata.
@@ -35,6 +37,24 @@ pub mod paths {
     pub const INTROSPECT: &str = "/oauth/introspect";
     /// Liveness of either service.
     pub const HEALTH: &str = "/health";
+    /// The MCP endpoint (Streamable HTTP).
+    pub const MCP: &str = "/mcp/v1";
+    /// The HTTP+SSE transport of protocol 2024-11-05: the event stream...
+    pub const MCP_SSE: &str = "/mcp/v1/sse";
+    /// ...and the endpoint its client POSTs to.
+    pub const MCP_MESSAGES: &str = "/mcp/v1/messages";
+    /// The original demo's plain JSON shortcuts.
+    pub const MCP_INITIALIZE: &str = "/mcp/v1/initialize";
+    pub const MCP_TOOLS_LIST: &str = "/mcp/v1/tools/list";
+    pub const MCP_TOOLS_CALL: &str = "/mcp/v1/tools/call";
+    /// RFC 9728 protected resource metadata, for the server root...
+    pub const PRM_ROOT: &str = "/.well-known/oauth-protected-resource";
+    /// ...and for the MCP endpoint (path inserted after the well-known prefix).
+    pub const PRM_MCP: &str = "/.well-known/oauth-protected-resource/mcp/v1";
+    /// The resource API.
+    pub const API_PROFILE: &str = "/api/user/profile";
+    pub const API_DATA: &str = "/api/data";
+    pub const API_DATA_ITEM: &str = "/api/data/{id}";
 }
 
 /// The default `SECRET_KEY`, accepted only in demo mode.
@@ -132,6 +152,22 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// REQUEST_TIMEOUT_SECS (30).
     pub request_timeout: Duration,
+    /// MCP_AUTH_REQUIRED (false in demo mode, true otherwise): every MCP request needs a token.
+    pub mcp_auth_required: bool,
+    /// MCP_ALLOWED_ORIGINS: comma-separated browser origins allowed to call the MCP server, on
+    /// top of the loopback origins (http://localhost, 127.0.0.1 and [::1], any port).
+    pub mcp_allowed_origins: Vec<String>,
+    /// MCP_ALLOWED_HOSTS: comma-separated Host names the MCP server answers to, on top of the
+    /// loopback names and the host of MCP_SERVER_URL (DNS-rebinding protection).
+    pub mcp_allowed_hosts: Vec<String>,
+    /// MCP_MAX_SESSIONS (10000): the most MCP sessions open at once.
+    pub mcp_max_sessions: usize,
+    /// MCP_SESSION_IDLE_SECS (1800): an MCP session unused this long is closed.
+    pub mcp_session_idle: Duration,
+    /// JWKS_MIN_REFRESH_SECS (30): the least time between two JWKS fetches for an unknown `kid`.
+    pub jwks_min_refresh: Duration,
+    /// MAX_ITEMS_PER_SUBJECT (1000): the most data items one user may hold.
+    pub max_items_per_subject: usize,
 }
 
 /// The absolute endpoint URLs of the authorization server, derived from the issuer.
@@ -230,6 +266,38 @@ impl Config {
             sweep_interval: parse_secs("SWEEP_INTERVAL_SECS", get("SWEEP_INTERVAL_SECS"), 30)?,
             max_body_bytes: parse_num("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 64 * 1024usize)?,
             request_timeout: parse_secs("REQUEST_TIMEOUT_SECS", get("REQUEST_TIMEOUT_SECS"), 30)?,
+            mcp_auth_required: parse_bool(
+                "MCP_AUTH_REQUIRED",
+                get("MCP_AUTH_REQUIRED"),
+                !demo_mode,
+            )?,
+            mcp_allowed_origins: get("MCP_ALLOWED_ORIGINS")
+                .map(|v| {
+                    split_list(&v)
+                        .map(|o| parse_origin("MCP_ALLOWED_ORIGINS", o))
+                        .collect::<Result<_, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
+            mcp_allowed_hosts: get("MCP_ALLOWED_HOSTS")
+                .map(|v| split_list(&v).map(|h| h.to_ascii_lowercase()).collect())
+                .unwrap_or_default(),
+            mcp_max_sessions: parse_num("MCP_MAX_SESSIONS", get("MCP_MAX_SESSIONS"), 10_000usize)?,
+            mcp_session_idle: parse_secs(
+                "MCP_SESSION_IDLE_SECS",
+                get("MCP_SESSION_IDLE_SECS"),
+                1800,
+            )?,
+            jwks_min_refresh: parse_secs(
+                "JWKS_MIN_REFRESH_SECS",
+                get("JWKS_MIN_REFRESH_SECS"),
+                30,
+            )?,
+            max_items_per_subject: parse_num(
+                "MAX_ITEMS_PER_SUBJECT",
+                get("MAX_ITEMS_PER_SUBJECT"),
+                1000usize,
+            )?,
         };
         config.check_production_secrets()?;
         Ok(config)
@@ -279,6 +347,11 @@ impl Config {
             revocation: at(paths::REVOKE),
             introspection: at(paths::INTROSPECT),
         }
+    }
+
+    /// The canonical URL of the MCP endpoint: the `resource` MCP clients ask tokens for.
+    pub fn mcp_endpoint(&self) -> String {
+        format!("{}{}", self.mcp_url, paths::MCP)
     }
 
     /// The audience of a token issued without an RFC 8707 `resource`: the MCP server.

@@ -1,0 +1,210 @@
+//! The JWT-protected resource API (RFC 6750 bearer tokens): the caller's profile and CRUD on the
+//! caller's data items, through the same service code as the MCP tools.
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use shared_config::paths;
+
+use crate::auth::{BearerError, Challenge, Principal, bearer_token};
+use crate::data::ServiceError;
+use crate::mcp::public_base;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(paths::API_PROFILE, get(profile_get))
+        .route(paths::API_DATA, get(data_get).post(data_post))
+        .route(
+            paths::API_DATA_ITEM,
+            axum::routing::put(data_put).delete(data_delete),
+        )
+}
+
+/// An API failure, in JSON.
+pub enum ApiError {
+    Bearer(Challenge),
+    NotFound(String),
+    Invalid(String),
+    Limit(&'static str),
+}
+
+impl ApiError {
+    fn from_service(state: &AppState, headers: &HeaderMap, e: ServiceError) -> Self {
+        match e {
+            ServiceError::Scope(s) => {
+                Self::Bearer(challenge(state, headers, BearerError::InsufficientScope(s)))
+            }
+            ServiceError::NotFound(id) => Self::NotFound(id),
+            ServiceError::Invalid(why) => Self::Invalid(why),
+            ServiceError::Full(why) => Self::Limit(why),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error, description) = match self {
+            Self::Bearer(c) => return c.into_response(),
+            Self::NotFound(id) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no item with id {id}"),
+            ),
+            Self::Invalid(why) => (StatusCode::BAD_REQUEST, "invalid_request", why),
+            Self::Limit(why) => (StatusCode::CONFLICT, "limit_reached", why.to_owned()),
+        };
+        (
+            status,
+            axum::Json(json!({"error": error, "error_description": description})),
+        )
+            .into_response()
+    }
+}
+
+fn challenge(state: &AppState, headers: &HeaderMap, error: BearerError) -> Challenge {
+    Challenge {
+        error,
+        resource_metadata: format!("{}{}", public_base(state, headers), paths::PRM_ROOT),
+    }
+}
+
+/// The verified caller of an API request.
+pub struct Caller(pub Principal, HeaderMap);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let fail = |e| ApiError::Bearer(challenge(state, &parts.headers, e));
+        let token = bearer_token(&parts.headers, parts.uri.query())
+            .map_err(fail)?
+            .ok_or_else(|| fail(BearerError::Missing))?;
+        let principal = state.shared.verifier.verify(token).await.map_err(fail)?;
+        Ok(Self(principal, parts.headers.clone()))
+    }
+}
+
+/// A JSON body, with malformed or wrongly shaped input answered as a JSON 400.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(ApiError::Invalid(
+                "the body must be application/json".into(),
+            ));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), state.config.max_body_bytes)
+            .await
+            .map_err(|_| ApiError::Invalid("the body is too large".into()))?;
+        if crate::mcp::rpc::too_deep(&bytes) {
+            return Err(ApiError::Invalid("the JSON nests too deeply".into()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::Invalid(format!("invalid JSON body: {e}")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    name: String,
+    value: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemChange {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    value: Option<f64>,
+}
+
+/// `GET /api/user/profile`
+async fn profile_get(
+    State(state): State<AppState>,
+    Caller(p, h): Caller,
+) -> Result<Response, ApiError> {
+    let profile = state
+        .shared
+        .data
+        .profile(&p)
+        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+    Ok(axum::Json(profile).into_response())
+}
+
+/// `GET /api/data`
+async fn data_get(
+    State(state): State<AppState>,
+    Caller(p, h): Caller,
+) -> Result<Response, ApiError> {
+    let list = state
+        .shared
+        .data
+        .list(&p)
+        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+    Ok(axum::Json(list).into_response())
+}
+
+/// `POST /api/data`
+async fn data_post(
+    State(state): State<AppState>,
+    Caller(p, h): Caller,
+    ApiJson(body): ApiJson<NewItem>,
+) -> Result<Response, ApiError> {
+    let item = state
+        .shared
+        .data
+        .create(&p, &body.name, body.value)
+        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+    Ok((StatusCode::CREATED, axum::Json(item)).into_response())
+}
+
+/// `PUT /api/data/{id}`
+async fn data_put(
+    State(state): State<AppState>,
+    Caller(p, h): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ItemChange>,
+) -> Result<Response, ApiError> {
+    let item = state
+        .shared
+        .data
+        .update(&p, &id, body.name.as_deref(), body.value)
+        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+    Ok(axum::Json(item).into_response())
+}
+
+/// `DELETE /api/data/{id}`
+async fn data_delete(
+    State(state): State<AppState>,
+    Caller(p, h): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let deleted = state
+        .shared
+        .data
+        .delete(&p, &id)
+        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+    Ok(axum::Json(deleted).into_response())
+}

@@ -1,0 +1,432 @@
+//! The resource server side of OAuth: bearer tokens (RFC 6750 section 2.1, header only) verified
+//! locally as RFC 9068 JWT access tokens against the authorization server's JWKS, audience-bound
+//! (RFC 8707, MCP 2025-11-25 "Token Audience Binding"), and the RFC 6750 section 3 / RFC 9728
+//! section 5.1 challenges that tell a client how to get a token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{Mutex, RwLock};
+use url::{Host, Url};
+
+/// The scopes a caller holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scopes {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Scopes {
+    pub fn parse(s: &str) -> Self {
+        let mut scopes = Self::default();
+        for token in s.split(' ') {
+            match token {
+                "read" => scopes.read = true,
+                "write" => scopes.write = true,
+                _ => {}
+            }
+        }
+        scopes
+    }
+
+    pub fn has(self, scope: Scope) -> bool {
+        match scope {
+            Scope::Read => self.read,
+            Scope::Write => self.write,
+        }
+    }
+}
+
+impl std::fmt::Display for Scopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.read, self.write) {
+            (true, true) => f.write_str("read write"),
+            (true, false) => f.write_str("read"),
+            (false, true) => f.write_str("write"),
+            (false, false) => Ok(()),
+        }
+    }
+}
+
+/// A scope an operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+/// The verified identity behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub client_id: String,
+    pub scopes: Scopes,
+    pub expires_at: u64,
+}
+
+impl Principal {
+    pub fn require(&self, scope: Scope) -> Result<(), BearerError> {
+        if self.scopes.has(scope) {
+            Ok(())
+        } else {
+            Err(BearerError::InsufficientScope(scope))
+        }
+    }
+}
+
+/// Why a request is not authorized, as RFC 6750 section 3.1 names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerError {
+    /// No token was sent (401, no error code).
+    Missing,
+    /// A token was sent and is not acceptable (401 invalid_token).
+    Invalid(&'static str),
+    /// A malformed Authorization header or a token in the query string (400 invalid_request).
+    BadRequest(&'static str),
+    /// The token lacks a scope (403 insufficient_scope).
+    InsufficientScope(Scope),
+}
+
+/// A bearer error with the resource metadata URL its challenge points to.
+#[derive(Debug)]
+pub struct Challenge {
+    pub error: BearerError,
+    pub resource_metadata: String,
+}
+
+impl IntoResponse for Challenge {
+    fn into_response(self) -> Response {
+        let meta = &self.resource_metadata;
+        let (status, header_value, body) = match &self.error {
+            BearerError::Missing => (
+                StatusCode::UNAUTHORIZED,
+                format!(r#"Bearer resource_metadata="{meta}", scope="read write""#),
+                json!({"error": "unauthorized", "error_description": "a bearer token is required"}),
+            ),
+            BearerError::Invalid(why) => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    r#"Bearer error="invalid_token", error_description="{why}", resource_metadata="{meta}", scope="read write""#
+                ),
+                json!({"error": "invalid_token", "error_description": why}),
+            ),
+            BearerError::BadRequest(why) => (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    r#"Bearer error="invalid_request", error_description="{why}", resource_metadata="{meta}""#
+                ),
+                json!({"error": "invalid_request", "error_description": why}),
+            ),
+            BearerError::InsufficientScope(scope) => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    r#"Bearer error="insufficient_scope", scope="{}", resource_metadata="{meta}", error_description="this operation needs the {} scope""#,
+                    scope.as_str(),
+                    scope.as_str()
+                ),
+                json!({"error": "insufficient_scope", "error_description": format!("this operation needs the {} scope", scope.as_str()), "scope": scope.as_str()}),
+            ),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&header_value) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        response
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    scope: String,
+    exp: u64,
+    aud: Audience,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The authorization server's public keys, fetched at start, cached, and fetched again when a
+/// token names an unknown `kid` (at most once per `min_refresh`). When the authorization server
+/// is down, the cached keys keep working.
+pub struct Jwks {
+    url: String,
+    http: reqwest::Client,
+    keys: RwLock<Arc<HashMap<String, DecodingKey>>>,
+    last_fetch: Mutex<Option<Instant>>,
+    min_refresh: Duration,
+}
+
+#[derive(Deserialize)]
+struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    alg: Option<String>,
+}
+
+impl Jwks {
+    pub fn new(url: String, http: reqwest::Client, min_refresh: Duration) -> Self {
+        Self {
+            url,
+            http,
+            keys: RwLock::new(Arc::new(HashMap::new())),
+            last_fetch: Mutex::new(None),
+            min_refresh,
+        }
+    }
+
+    /// Fetches the key set; on failure the cache is kept.
+    pub async fn refresh(&self) -> anyhow::Result<usize> {
+        let set: JwkSet = self
+            .http
+            .get(&self.url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut keys = HashMap::new();
+        for jwk in set.keys {
+            let usable = jwk.kty == "RSA" && jwk.alg.as_deref().is_none_or(|a| a == "RS256");
+            if let (true, Some(kid), Some(n), Some(e)) = (usable, jwk.kid, jwk.n, jwk.e)
+                && let Ok(key) = DecodingKey::from_rsa_components(&n, &e)
+            {
+                keys.insert(kid, key);
+            }
+        }
+        let count = keys.len();
+        *self.keys.write().await = Arc::new(keys);
+        Ok(count)
+    }
+
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Some(key.clone());
+        }
+        {
+            let mut last = self.last_fetch.lock().await;
+            if last.is_some_and(|t| t.elapsed() < self.min_refresh) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "JWKS fetch failed; keeping the cached keys");
+        }
+        self.keys.read().await.get(kid).cloned()
+    }
+}
+
+/// Verifies access tokens for this resource server.
+pub struct TokenVerifier {
+    jwks: Jwks,
+    issuer: String,
+    /// This server's base URL: a token's audience must be it or a URL under it.
+    resource: Url,
+}
+
+impl TokenVerifier {
+    pub fn new(jwks: Jwks, issuer: String, resource: Url) -> Self {
+        Self {
+            jwks,
+            issuer,
+            resource,
+        }
+    }
+
+    pub fn jwks(&self) -> &Jwks {
+        &self.jwks
+    }
+
+    /// Verifies a JWT access token: RS256 only, typ at+jwt, iss, exp/nbf with 30 s leeway, and
+    /// an audience naming this server.
+    pub async fn verify(&self, token: &str) -> Result<Principal, BearerError> {
+        if token.len() > 8192 {
+            return Err(BearerError::Invalid("the token is too long"));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| BearerError::Invalid("the token is not a JWT"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(BearerError::Invalid("the token must be signed with RS256"));
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(BearerError::Invalid(
+                "the token is not an access token (typ at+jwt)",
+            ));
+        }
+        let kid = header
+            .kid
+            .ok_or(BearerError::Invalid("the token names no key"))?;
+        let key = self.jwks.key(&kid).await.ok_or(BearerError::Invalid(
+            "the token was not signed by the authorization server",
+        ))?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.validate_aud = false; // checked below, with loopback aliases
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    BearerError::Invalid("the token has expired")
+                }
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                    BearerError::Invalid("the token is not valid yet")
+                }
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => {
+                    BearerError::Invalid("the token was issued by another issuer")
+                }
+                _ => BearerError::Invalid("the token signature or claims are invalid"),
+            })?
+            .claims;
+        let audiences = match &claims.aud {
+            Audience::One(a) => std::slice::from_ref(a),
+            Audience::Many(list) => list.as_slice(),
+        };
+        if !audiences.iter().any(|a| audience_names(a, &self.resource)) {
+            return Err(BearerError::Invalid(
+                "the token was issued for another resource",
+            ));
+        }
+        Ok(Principal {
+            client_id: claims.client_id.unwrap_or_default(),
+            scopes: Scopes::parse(&claims.scope),
+            subject: claims.sub,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+fn is_loopback(host: Option<Host<&str>>) -> bool {
+    match host {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Whether an audience names `resource` (this server) or a URL under it; loopback names count
+/// as one host.
+pub fn audience_names(aud: &str, resource: &Url) -> bool {
+    let Ok(aud) = Url::parse(aud) else {
+        return false;
+    };
+    if aud.scheme() != resource.scheme()
+        || aud.port_or_known_default() != resource.port_or_known_default()
+    {
+        return false;
+    }
+    let same_host =
+        aud.host() == resource.host() || (is_loopback(aud.host()) && is_loopback(resource.host()));
+    let base = resource.path().trim_end_matches('/');
+    same_host
+        && (aud.path().trim_end_matches('/') == base || aud.path().starts_with(&format!("{base}/")))
+}
+
+/// The bearer token of a request: from the Authorization header only (RFC 6750 section 2.1;
+/// MCP forbids tokens in the query string).
+pub fn bearer_token<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<&'a str>, BearerError> {
+    if query.is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
+    }) {
+        return Err(BearerError::BadRequest(
+            "access tokens are accepted in the Authorization header only",
+        ));
+    }
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| BearerError::Invalid("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(BearerError::Invalid(
+            "the Authorization header must be Bearer <token>",
+        )),
+    }
+}
+
+/// Whether a Host header value is a loopback name (any port).
+pub fn is_loopback_authority(host: &str) -> bool {
+    Url::parse(&format!("http://{host}")).is_ok_and(|u| is_loopback(u.host()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audiences_under_this_server_are_accepted_with_loopback_aliases() {
+        let me = Url::parse("http://127.0.0.1:5001").unwrap();
+        for ok in [
+            "http://127.0.0.1:5001",
+            "http://127.0.0.1:5001/mcp/v1",
+            "http://localhost:5001/mcp/v1",
+            "http://[::1]:5001/",
+        ] {
+            assert!(audience_names(ok, &me), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:5002/mcp/v1",
+            "https://127.0.0.1:5001",
+            "http://evil.example:5001",
+            "not a url",
+        ] {
+            assert!(!audience_names(bad, &me), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_come_from_the_header_only() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_token(&h, None), Ok(None));
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&h, None), Ok(Some("abc")));
+        assert!(bearer_token(&h, Some("access_token=abc")).is_err());
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert!(bearer_token(&h, None).is_err());
+    }
+}

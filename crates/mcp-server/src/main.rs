@@ -1,0 +1,30 @@
+//! `mcp-server`: the MCP server alone (the root launcher starts every service).
+
+use shared_config::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    dotenvy::dotenv().ok();
+    shared_config::telemetry::init();
+    let config = Config::from_env()?;
+    let addr = (config.mcp_host, config.mcp_port);
+    let state = mcp_server::AppState::new(config)?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(address = %listener.local_addr()?, endpoint = %state.config.mcp_endpoint(), "MCP server listening");
+    mcp_server::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

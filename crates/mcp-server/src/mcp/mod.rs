@@ -1,0 +1,312 @@
+//! The MCP endpoint `/mcp/v1`: Streamable HTTP (MCP 2025-03-26 to 2025-11-25 with sessions, and
+//! the stateless 2026-07-28 revision) served by rmcp, the 2024-11-05 HTTP+SSE transport and the
+//! original demo's JSON shortcuts served by this crate, all behind one guard that checks Host and
+//! Origin (DNS rebinding, MCP transports "Security Warning"), the bearer token (MCP
+//! authorization, RFC 6750), the scope a tool needs, and the session's owner.
+//!
+//! rmcp's types stay inside this module.
+
+pub mod rpc;
+pub mod shortcuts;
+pub mod sse;
+pub mod tools;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use shared_config::paths;
+
+use crate::auth::{BearerError, Challenge, Principal, bearer_token, is_loopback_authority};
+use crate::sessions::SessionKey;
+use crate::state::AppState;
+use tools::{McpTools, required_scope};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Every MCP route, guarded.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let shared = state.shared.clone();
+    let config = &state.config;
+    let mut allowed_origins = vec![
+        "http://localhost:*".to_owned(),
+        "http://127.0.0.1:*".to_owned(),
+        "http://[::1]:*".to_owned(),
+    ];
+    allowed_origins.extend(config.mcp_allowed_origins.iter().cloned());
+    let service = StreamableHttpService::new(
+        move || Ok(McpTools::new(shared.clone())),
+        state.mcp_sessions.clone(),
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(allowed_hosts(state))
+            .with_allowed_origins(allowed_origins)
+            .with_max_request_body_bytes(config.max_body_bytes)
+            .with_cancellation_token(state.shutdown.child_token()),
+    );
+    Router::new()
+        .route(paths::MCP_SSE, get(sse::sse_get))
+        .route(paths::MCP_MESSAGES, post(sse::messages_post))
+        .route(paths::MCP_INITIALIZE, post(shortcuts::initialize_post))
+        .route(paths::MCP_TOOLS_LIST, post(shortcuts::tools_list_post))
+        .route(paths::MCP_TOOLS_CALL, post(shortcuts::tools_call_post))
+        .nest_service(paths::MCP, service)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+}
+
+/// Host names this server answers to: loopback, the host of MCP_SERVER_URL, and MCP_ALLOWED_HOSTS.
+fn allowed_hosts(state: &AppState) -> Vec<String> {
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Some(h) = state.shared.base.host_str() {
+        hosts.push(
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+        );
+    }
+    hosts.extend(state.config.mcp_allowed_hosts.iter().cloned());
+    hosts
+}
+
+fn host_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return true; // HTTP/2 requests carry :authority instead; hyper maps it to the URI
+    };
+    if is_loopback_authority(host) {
+        return true;
+    }
+    let Ok(url) = url::Url::parse(&format!("http://{host}")) else {
+        return false;
+    };
+    let name = url
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    allowed_hosts(state)
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name) || h.eq_ignore_ascii_case(host))
+}
+
+fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    let loopback = url.scheme() == "http" && url.host_str().is_some_and(is_loopback_authority);
+    loopback
+        || state
+            .config
+            .mcp_allowed_origins
+            .iter()
+            .any(|o| o == &url.origin().ascii_serialization())
+}
+
+/// The base URL this request reached: the configured MCP_SERVER_URL, except that a loopback
+/// alias of it (localhost for 127.0.0.1, say) is reflected so clients see the host they used.
+pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    let configured = &state.shared.base;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if let Some(host) = host
+        && is_loopback_authority(host)
+        && configured.host_str().is_some_and(is_loopback_authority)
+        && let Ok(url) = url::Url::parse(&format!("{}://{host}", configured.scheme()))
+        && url.port_or_known_default() == configured.port_or_known_default()
+    {
+        return format!("{}://{host}", configured.scheme());
+    }
+    state.config.mcp_url.clone()
+}
+
+/// The 401/403 challenge of an MCP route.
+pub fn challenge(state: &AppState, headers: &HeaderMap, error: BearerError) -> Response {
+    Challenge {
+        error,
+        resource_metadata: format!("{}{}", public_base(state, headers), paths::PRM_MCP),
+    }
+    .into_response()
+}
+
+/// The session a request belongs to, if any.
+fn session_key(req: &Request) -> Option<SessionKey> {
+    if req.uri().path() == paths::MCP_MESSAGES {
+        let id = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "session_id")
+            .map(|(_, v)| v.into_owned())?;
+        return Some(sse::key(&id));
+    }
+    req.headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| SessionKey::new(v.to_owned()))
+}
+
+/// Checks Host, Origin, the bearer token, the session's owner and the scope of a tool call, then
+/// hands the request on with its [`Principal`] and [`SessionKey`] as extensions.
+async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !host_allowed(&state, req.headers()) {
+        return rpc::error_response(
+            StatusCode::FORBIDDEN,
+            None,
+            rpc::INVALID_REQUEST,
+            "Forbidden: Host header is not allowed",
+        );
+    }
+    if !origin_allowed(&state, req.headers()) {
+        return rpc::error_response(
+            StatusCode::FORBIDDEN,
+            None,
+            rpc::INVALID_REQUEST,
+            "Forbidden: Origin header is not allowed",
+        );
+    }
+    if req.method() == Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let shared = &state.shared;
+    let bearer = match bearer_token(req.headers(), req.uri().query()) {
+        Ok(token) => token.map(str::to_owned),
+        Err(e) => return challenge(&state, req.headers(), e),
+    };
+    let session = session_key(&req);
+
+    // A token that is sent is always verified, whatever the mode.
+    let mut principal: Option<Principal> = None;
+    if let Some(token) = &bearer {
+        match shared.verifier.verify(token).await {
+            Ok(p) => principal = Some(p),
+            Err(e) => {
+                tracing::info!(target: "audit", event = "bearer_rejected", reason = ?e, "bearer token rejected");
+                return challenge(&state, req.headers(), e);
+            }
+        }
+    } else if let Some(key) = &session {
+        principal = shared.session_principal(key).await;
+    }
+
+    // Read the body of a POST to learn what it calls.
+    let (parts, body) = req.into_parts();
+    let (body, calls, bare_tool) = if parts.method == Method::POST {
+        let bytes = match to_bytes(body, state.config.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                return rpc::error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    rpc::INVALID_REQUEST,
+                    "the request body is too large",
+                );
+            }
+        };
+        if rpc::too_deep(&bytes) {
+            return rpc::error_response(
+                StatusCode::BAD_REQUEST,
+                None,
+                rpc::INVALID_REQUEST,
+                "the JSON nests too deeply",
+            );
+        }
+        let calls = match rpc::peek(&bytes) {
+            Ok(calls) => calls,
+            Err(()) => {
+                return rpc::error_response(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    rpc::PARSE_ERROR,
+                    "Parse error: the body is not valid JSON",
+                );
+            }
+        };
+        let bare_tool = shortcuts::bare_tool_name(parts.uri.path(), &bytes);
+        (Body::from(bytes), calls, bare_tool)
+    } else {
+        (body, Vec::new(), None)
+    };
+    let shortcut_method = shortcuts::method_of(parts.uri.path());
+    let tool = calls.iter().find_map(|c| c.tool.clone()).or(bare_tool);
+
+    // The session belongs to the principal that first used it.
+    if let Some(key) = &session
+        && shared.sessions.admit(key, principal.as_ref()).is_err()
+    {
+        tracing::warn!(target: "audit", event = "session_principal_mismatch", "a session was used by another principal");
+        return rpc::error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            rpc::INVALID_REQUEST,
+            "Not Found: Session not found",
+        );
+    }
+
+    let is_initialize =
+        calls.iter().any(|c| c.method == "initialize") || shortcut_method == Some("initialize");
+    if principal.is_none() && state.config.mcp_auth_required {
+        return challenge(&state, &parts.headers, BearerError::Missing);
+    }
+    if let Some(scope) = tool.as_deref().and_then(required_scope) {
+        match &principal {
+            None => return challenge(&state, &parts.headers, BearerError::Missing),
+            Some(p) if !p.scopes.has(scope) => {
+                return challenge(
+                    &state,
+                    &parts.headers,
+                    BearerError::InsufficientScope(scope),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    if is_initialize && shared.sessions.len() >= state.config.mcp_max_sessions {
+        return rpc::error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            rpc::INTERNAL_ERROR,
+            "too many open sessions; try again later",
+        );
+    }
+
+    let mut req = Request::from_parts(parts, body);
+    if let Some(p) = principal.clone() {
+        req.extensions_mut().insert(p);
+    }
+    if let Some(key) = session.clone() {
+        req.extensions_mut().insert(key);
+    }
+    let is_delete = req.method() == Method::DELETE;
+    let is_streamable = req.uri().path() == paths::MCP || req.uri().path() == "/";
+    let response = next.run(req).await;
+
+    // Record the sessions Streamable HTTP opens and closes.
+    if is_streamable {
+        if let (None, Some(id)) = (
+            &session,
+            response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        ) {
+            shared
+                .sessions
+                .open(SessionKey::new(id.to_owned()), principal.as_ref());
+        }
+        if is_delete
+            && response.status().is_success()
+            && let Some(key) = &session
+        {
+            shared.sessions.close(key);
+        }
+    }
+    response
+}

@@ -1,0 +1,122 @@
+//! JSON-RPC 2.0 at the HTTP edge: what a POST asks for (read before rmcp sees it, so that
+//! authorization answers with HTTP statuses), and JSON-RPC error bodies of our own.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+
+/// One message of a POST body: its method and, for tools/call, the tool's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: String,
+    pub tool: Option<String>,
+}
+
+/// Reads the methods a JSON-RPC body calls (a single message, or a 2025-03-26 batch).
+/// `Err` when the body is not JSON at all.
+pub fn peek(body: &[u8]) -> Result<Vec<Call>, ()> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| ())?;
+    let one = |v: &Value| {
+        v.get("method").and_then(Value::as_str).map(|m| Call {
+            method: m.to_owned(),
+            tool: (m == "tools/call")
+                .then(|| {
+                    v.pointer("/params/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .flatten(),
+        })
+    };
+    Ok(match &value {
+        Value::Array(items) => items.iter().filter_map(one).collect(),
+        v => one(v).into_iter().collect(),
+    })
+}
+
+/// A JSON-RPC error response with the given HTTP status.
+pub fn error_response(
+    status: StatusCode,
+    id: Option<Value>,
+    code: i64,
+    message: impl Into<String>,
+) -> Response {
+    (
+        status,
+        axum::Json(json!({
+            "jsonrpc": "2.0",
+            "id": id.unwrap_or(Value::Null),
+            "error": {"code": code, "message": message.into()},
+        })),
+    )
+        .into_response()
+}
+
+/// Nesting deeper than this is refused before parsing into typed messages.
+pub const MAX_DEPTH: usize = 64;
+
+/// Whether a JSON text nests arrays/objects deeper than `MAX_DEPTH` (strings are skipped).
+pub fn too_deep(body: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peek_finds_methods_and_tool_names() {
+        let calls =
+            peek(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_data"}}"#)
+                .unwrap();
+        assert_eq!(
+            calls,
+            vec![Call {
+                method: "tools/call".into(),
+                tool: Some("get_data".into())
+            }]
+        );
+        let batch = peek(br#"[{"method":"ping"},{"method":"tools/list"}]"#).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert!(peek(b"{nope").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_detected_outside_strings() {
+        assert!(too_deep("[".repeat(65).as_bytes()));
+        assert!(!too_deep(format!("\"{}\"", "[".repeat(100)).as_bytes()));
+        assert!(!too_deep(b"{\"a\":[1,{\"b\":2}]}"));
+    }
+}

@@ -1,0 +1,173 @@
+//! The HTTP+SSE transport of MCP 2024-11-05 (basic/transports, "HTTP with SSE"), which rmcp no
+//! longer ships: `GET /mcp/v1/sse` opens the stream and announces the message endpoint in an
+//! `endpoint` event; the client POSTs its messages there, and the answers come back as `message`
+//! events. Each stream runs rmcp's own server over a pair of channels, so the tools are the
+//! same as on Streamable HTTP.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use dashmap::DashMap;
+use futures::StreamExt;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use serde::Deserialize;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::rpc;
+use super::tools::McpTools;
+use crate::auth::Principal;
+use crate::sessions::SessionKey;
+use crate::state::AppState;
+
+/// The open streams: session id to the channel feeding its rmcp server.
+#[derive(Default)]
+pub struct SseHub {
+    streams: DashMap<String, tokio::sync::mpsc::Sender<ClientJsonRpcMessage>>,
+}
+
+impl SseHub {
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+}
+
+/// The session key of an SSE stream.
+pub fn key(id: &str) -> SessionKey {
+    SessionKey::new(format!("sse:{id}"))
+}
+
+/// Removes the stream's entries when the client goes away.
+struct Cleanup {
+    state: AppState,
+    id: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.state.sse.streams.remove(&self.id);
+        self.state.shared.sessions.close(&key(&self.id));
+    }
+}
+
+/// `GET /mcp/v1/sse`
+pub async fn sse_get(State(state): State<AppState>, req: Request) -> Response {
+    let principal = req.extensions().get::<Principal>().cloned();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    if !state.shared.sessions.open(key(&id), principal.as_ref()) {
+        return rpc::error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            rpc::INTERNAL_ERROR,
+            "too many open sessions",
+        );
+    }
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel::<ClientJsonRpcMessage>(32);
+    let (out_tx, out_rx) = futures::channel::mpsc::channel::<ServerJsonRpcMessage>(32);
+    state.sse.streams.insert(id.clone(), in_tx);
+    let tools = McpTools::new(state.shared.clone());
+    tokio::spawn(async move {
+        match rmcp::serve_server(tools, (out_tx, ReceiverStream::new(in_rx))).await {
+            Ok(running) => {
+                let _ = running.waiting().await;
+            }
+            Err(e) => tracing::debug!(error = %e, "an SSE session ended before initialization"),
+        }
+    });
+    let endpoint = format!("{}?session_id={id}", shared_config::paths::MCP_MESSAGES);
+    let stop = state.shutdown.clone().cancelled_owned();
+    let cleanup = Cleanup { state, id };
+    let first = futures::stream::once(async move {
+        Ok::<_, Infallible>(Event::default().event("endpoint").data(endpoint))
+    });
+    let messages = out_rx.map(move |msg| {
+        let _hold = &cleanup;
+        let data = serde_json::to_string(&msg).unwrap_or_else(|_| "{}".into());
+        Ok::<_, Infallible>(Event::default().event("message").data(data))
+    });
+    Sse::new(first.chain(messages).take_until(stop))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct MessageQuery {
+    session_id: String,
+}
+
+/// `POST /mcp/v1/messages?session_id=..`
+pub async fn messages_post(
+    State(state): State<AppState>,
+    Query(q): Query<MessageQuery>,
+    req: Request,
+) -> Response {
+    let Some(sender) = state.sse.streams.get(&q.session_id).map(|s| s.clone()) else {
+        return rpc::error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            rpc::INVALID_REQUEST,
+            "Not Found: Session not found",
+        );
+    };
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
+        return rpc::error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            rpc::INVALID_REQUEST,
+            "the request body is too large",
+        );
+    };
+    let mut message = match parse_message(&bytes) {
+        Ok(m) => m,
+        Err(response) => return response,
+    };
+    message.insert_extension(parts);
+    if sender.send(message).await.is_err() {
+        return rpc::error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            rpc::INVALID_REQUEST,
+            "Not Found: Session not found",
+        );
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// Parses one client message; malformed JSON is -32700, a bad envelope -32600.
+pub fn parse_message(bytes: &Bytes) -> Result<ClientJsonRpcMessage, Response> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| {
+        rpc::error_response(
+            StatusCode::BAD_REQUEST,
+            None,
+            rpc::PARSE_ERROR,
+            "Parse error: the body is not valid JSON",
+        )
+    })?;
+    let id = value.get("id").cloned();
+    let envelope_ok = value.get("jsonrpc").and_then(|v| v.as_str()) == Some("2.0");
+    if !envelope_ok {
+        return Err(rpc::error_response(
+            StatusCode::BAD_REQUEST,
+            id,
+            rpc::INVALID_REQUEST,
+            "Invalid Request: not a JSON-RPC 2.0 message",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        rpc::error_response(
+            StatusCode::BAD_REQUEST,
+            id,
+            rpc::INVALID_REQUEST,
+            format!("Invalid Request: {e}"),
+        )
+    })
+}

@@ -1,0 +1,256 @@
+//! The six MCP tools (MCP 2025-11-25 server/tools: inputSchema, outputSchema, annotations,
+//! structuredContent with the same JSON as text, input errors as `isError` results), written once
+//! on rmcp's tool router and served by every transport.
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Principal;
+use crate::data::{Deleted, Item, ItemList, Profile, ServiceError};
+use crate::sessions::SessionKey;
+use crate::state::Shared;
+
+/// The tools of this server and the scope each needs; `None` for tools open to anyone.
+pub const TOOL_SCOPES: [(&str, Option<crate::auth::Scope>); 6] = {
+    use crate::auth::Scope::{Read, Write};
+    [
+        ("oauth_authenticate", None),
+        ("get_user_profile", Some(Read)),
+        ("get_data", Some(Read)),
+        ("create_data", Some(Write)),
+        ("update_data", Some(Write)),
+        ("delete_data", Some(Write)),
+    ]
+};
+
+/// The scope a tool needs (`None` for an open or unknown tool).
+pub fn required_scope(tool: &str) -> Option<crate::auth::Scope> {
+    TOOL_SCOPES
+        .iter()
+        .find(|(name, _)| *name == tool)
+        .and_then(|(_, s)| *s)
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateArgs {
+    /// The item's name (1 to 256 characters).
+    pub name: String,
+    /// The item's numeric value.
+    pub value: f64,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateArgs {
+    /// The id of the item to change.
+    pub item_id: String,
+    /// A new name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A new value.
+    #[serde(default)]
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteArgs {
+    /// The id of the item to delete.
+    pub item_id: String,
+}
+
+/// What `oauth_authenticate` reports. The refresh token is never shown.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct AuthResult {
+    pub authenticated: bool,
+    /// Who is now authenticated.
+    pub subject: String,
+    pub scope: String,
+    /// Unix time at which the access token expires (it is refreshed by itself in a session).
+    pub expires_at: u64,
+    pub message: String,
+    /// Only without an MCP session: the access token, to send as `Authorization: Bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+}
+
+/// The MCP server handler: one per session, sharing all state through `Arc`.
+#[derive(Clone)]
+pub struct McpTools {
+    shared: Arc<Shared>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl McpTools {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            tool_router: shared.tool_router.clone(),
+            shared,
+        }
+    }
+
+    /// The router built once at start-up and cloned into each handler.
+    pub fn router() -> ToolRouter<Self> {
+        Self::tool_router()
+    }
+}
+
+fn principal(parts: &http::request::Parts) -> Result<Principal, String> {
+    parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| "not authenticated: send a bearer token, or call oauth_authenticate".into())
+}
+
+fn service<T>(result: Result<T, ServiceError>) -> Result<Json<T>, String> {
+    result.map(Json).map_err(|e| e.to_string())
+}
+
+#[tool_router]
+impl McpTools {
+    #[tool(
+        description = "Authenticate this MCP session with the OAuth server (demo mode): runs the \
+                       authorization-code flow with PKCE, keeps the tokens for the session's \
+                       later tool calls, and refreshes them by itself.",
+        annotations(
+            title = "OAuth authentication",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn oauth_authenticate(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(NoArgs {}): Parameters<NoArgs>,
+    ) -> Result<Json<AuthResult>, String> {
+        let session = parts.extensions.get::<SessionKey>().cloned();
+        self.shared.authenticate_session(session).await.map(Json)
+    }
+
+    #[tool(
+        description = "Get the profile of the authenticated user (needs the read scope).",
+        annotations(
+            title = "User profile",
+            read_only_hint = true,
+            destructive_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn get_user_profile(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(NoArgs {}): Parameters<NoArgs>,
+    ) -> Result<Json<Profile>, String> {
+        service(self.shared.data.profile(&principal(&parts)?))
+    }
+
+    #[tool(
+        description = "List the authenticated user's data items (needs the read scope).",
+        annotations(
+            title = "List data",
+            read_only_hint = true,
+            destructive_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn get_data(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(NoArgs {}): Parameters<NoArgs>,
+    ) -> Result<Json<ItemList>, String> {
+        service(self.shared.data.list(&principal(&parts)?))
+    }
+
+    #[tool(
+        description = "Create a data item with a name and a numeric value (needs the write scope).",
+        annotations(
+            title = "Create data",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn create_data(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<CreateArgs>,
+    ) -> Result<Json<Item>, String> {
+        service(
+            self.shared
+                .data
+                .create(&principal(&parts)?, &args.name, args.value),
+        )
+    }
+
+    #[tool(
+        description = "Change the name and/or value of one of your data items (needs the write scope).",
+        annotations(
+            title = "Update data",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn update_data(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<UpdateArgs>,
+    ) -> Result<Json<Item>, String> {
+        service(self.shared.data.update(
+            &principal(&parts)?,
+            &args.item_id,
+            args.name.as_deref(),
+            args.value,
+        ))
+    }
+
+    #[tool(
+        description = "Delete one of your data items (needs the write scope).",
+        annotations(
+            title = "Delete data",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn delete_data(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<DeleteArgs>,
+    ) -> Result<Json<Deleted>, String> {
+        service(self.shared.data.delete(&principal(&parts)?, &args.item_id))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for McpTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "mcp-oauth-server",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Tools over a user's data items, protected by OAuth. Authorize with the OAuth \
+                 server named in the protected resource metadata (or, in demo mode, call \
+                 oauth_authenticate), then list, create, update and delete items.",
+            )
+    }
+}
