@@ -219,8 +219,8 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
             );
         }
         let calls = match rpc::peek(&bytes) {
-            Ok(calls) => calls,
-            Err(()) => {
+            Some(calls) => calls,
+            None => {
                 return rpc::error_response(
                     StatusCode::BAD_REQUEST,
                     None,

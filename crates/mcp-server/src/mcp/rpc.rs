@@ -19,12 +19,12 @@ pub struct Call {
 }
 
 /// Reads the methods a JSON-RPC body calls (a single message, or a 2025-03-26 batch).
-/// `Err` when the body is not JSON at all.
-pub fn peek(body: &[u8]) -> Result<Vec<Call>, ()> {
+/// `None` when the body is not JSON at all.
+pub fn peek(body: &[u8]) -> Option<Vec<Call>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
+        return Some(Vec::new());
     }
-    let value: Value = serde_json::from_slice(body).map_err(|_| ())?;
+    let value: Value = serde_json::from_slice(body).ok()?;
     let one = |v: &Value| {
         v.get("method").and_then(Value::as_str).map(|m| Call {
             method: m.to_owned(),
@@ -37,7 +37,7 @@ pub fn peek(body: &[u8]) -> Result<Vec<Call>, ()> {
                 .flatten(),
         })
     };
-    Ok(match &value {
+    Some(match &value {
         Value::Array(items) => items.iter().filter_map(one).collect(),
         v => one(v).into_iter().collect(),
     })
@@ -110,7 +110,7 @@ mod tests {
         );
         let batch = peek(br#"[{"method":"ping"},{"method":"tools/list"}]"#).unwrap();
         assert_eq!(batch.len(), 2);
-        assert!(peek(b"{nope").is_err());
+        assert!(peek(b"{nope").is_none());
     }
 
     #[test]

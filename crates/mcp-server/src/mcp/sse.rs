@@ -128,7 +128,7 @@ pub async fn messages_post(
     };
     let mut message = match parse_message(&bytes) {
         Ok(m) => m,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     message.insert_extension(parts);
     if sender.send(message).await.is_err() {
@@ -143,31 +143,30 @@ pub async fn messages_post(
 }
 
 /// Parses one client message; malformed JSON is -32700, a bad envelope -32600.
-pub fn parse_message(bytes: &Bytes) -> Result<ClientJsonRpcMessage, Response> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| {
-        rpc::error_response(
+pub fn parse_message(bytes: &Bytes) -> Result<ClientJsonRpcMessage, Box<Response>> {
+    let fail = |id, code, message: String| {
+        Box::new(rpc::error_response(
             StatusCode::BAD_REQUEST,
+            id,
+            code,
+            message,
+        ))
+    };
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| {
+        fail(
             None,
             rpc::PARSE_ERROR,
-            "Parse error: the body is not valid JSON",
+            "Parse error: the body is not valid JSON".into(),
         )
     })?;
     let id = value.get("id").cloned();
-    let envelope_ok = value.get("jsonrpc").and_then(|v| v.as_str()) == Some("2.0");
-    if !envelope_ok {
-        return Err(rpc::error_response(
-            StatusCode::BAD_REQUEST,
+    if value.get("jsonrpc").and_then(|v| v.as_str()) != Some("2.0") {
+        return Err(fail(
             id,
             rpc::INVALID_REQUEST,
-            "Invalid Request: not a JSON-RPC 2.0 message",
+            "Invalid Request: not a JSON-RPC 2.0 message".into(),
         ));
     }
-    serde_json::from_value(value).map_err(|e| {
-        rpc::error_response(
-            StatusCode::BAD_REQUEST,
-            id,
-            rpc::INVALID_REQUEST,
-            format!("Invalid Request: {e}"),
-        )
-    })
+    serde_json::from_value(value)
+        .map_err(|e| fail(id, rpc::INVALID_REQUEST, format!("Invalid Request: {e}")))
 }

@@ -1,0 +1,226 @@
+//! Starts the OAuth server and the MCP server in-process and speaks HTTP to them.
+
+use std::sync::{Arc, OnceLock};
+
+use oauth_server::keys::{KeySet, SigningKey};
+use oauth_server::state::SystemClock;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use shared_config::Config;
+use tokio_util::sync::CancellationToken;
+
+fn test_key_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| SigningKey::generate().unwrap().to_pkcs8_pem().unwrap())
+}
+
+/// A key the authorization server does not know.
+pub fn stranger_key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate().unwrap())
+}
+
+pub struct TestApp {
+    pub oauth: String,
+    pub mcp: String,
+    pub http: reqwest::Client,
+    pub config: Config,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let oauth_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mcp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let oauth_port = oauth_listener.local_addr().unwrap().port();
+    let mcp_port = mcp_listener.local_addr().unwrap().port();
+    let mut config = Config::demo_defaults();
+    config.oauth_port = oauth_port;
+    config.mcp_port = mcp_port;
+    config.issuer = format!("http://127.0.0.1:{oauth_port}");
+    config.mcp_url = format!("http://127.0.0.1:{mcp_port}");
+    config.resources = vec![url::Url::parse(&config.mcp_url).unwrap()];
+    adjust(&mut config);
+    let keys = KeySet::new(
+        SigningKey::from_pem(test_key_pem()).unwrap(),
+        vec![],
+        config.issuer.clone(),
+    );
+    let oauth_state =
+        oauth_server::AppState::with_parts(config.clone(), keys, Arc::new(SystemClock));
+    let mcp_state = mcp_server::AppState::new(config.clone()).unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(oauth_server::serve(
+        oauth_listener,
+        oauth_state,
+        shutdown.clone().cancelled_owned(),
+    ));
+    tokio::spawn(mcp_server::serve(
+        mcp_listener,
+        mcp_state,
+        shutdown.clone().cancelled_owned(),
+    ));
+    TestApp {
+        oauth: format!("http://127.0.0.1:{oauth_port}"),
+        mcp: format!("http://127.0.0.1:{mcp_port}"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        config,
+        shutdown,
+    }
+}
+
+/// The claims of a token signed by the test's own key (the authorization server's key).
+pub fn claims(app: &TestApp, sub: &str, scope: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    json!({
+        "iss": app.oauth, "sub": sub, "aud": format!("{}/mcp/v1", app.mcp), "client_id": "test",
+        "scope": scope, "iat": now, "exp": now + 600, "jti": "t-1",
+    })
+}
+
+/// Signs claims with the authorization server's key.
+pub fn sign(claims: &Value) -> String {
+    SigningKey::from_pem(test_key_pem())
+        .unwrap()
+        .sign(claims)
+        .unwrap()
+}
+
+impl TestApp {
+    /// A token for a new client's own subject (client_credentials), with the given scope.
+    pub async fn client_token(&self, scope: &str) -> (String, String) {
+        let reg: Value = self
+            .http
+            .post(format!("{}/oauth/register", self.oauth))
+            .json(&json!({"grant_types": ["client_credentials"], "scope": "read write"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = reg["client_id"].as_str().unwrap().to_owned();
+        let body: Value = self
+            .http
+            .post(format!("{}/oauth/token", self.oauth))
+            .basic_auth(&id, reg["client_secret"].as_str())
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("resource", &format!("{}/mcp/v1", self.mcp)),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            body["access_token"].as_str().expect("a token").to_owned(),
+            id,
+        )
+    }
+
+    /// A JSON-RPC POST to the Streamable HTTP endpoint; returns the status, headers and the
+    /// JSON-RPC message (read from JSON or from the SSE stream).
+    pub async fn rpc(
+        &self,
+        session: Option<&str>,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/mcp/v1", self.mcp))
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(s) = session {
+            req = req
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        read_rpc(res).await
+    }
+
+    /// Initializes a Streamable HTTP session and returns its id.
+    pub async fn session(&self, token: Option<&str>) -> String {
+        let (status, headers, body) = self.rpc(None, token, initialize(1, "2025-11-25")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let id = headers["mcp-session-id"].to_str().unwrap().to_owned();
+        let (status, _, _) = self
+            .rpc(
+                Some(&id),
+                token,
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        id
+    }
+
+    pub async fn call_tool(
+        &self,
+        session: &str,
+        token: Option<&str>,
+        name: &str,
+        args: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.rpc(
+            Some(session),
+            token,
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": args}}),
+        )
+        .await
+    }
+}
+
+pub fn initialize(id: u64, version: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1.0"}}})
+}
+
+/// Reads a JSON-RPC answer from a JSON body or from the first SSE `data:` line that holds one.
+pub async fn read_rpc(res: Response) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let is_sse = headers
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let text = res.text().await.unwrap();
+    let body = if is_sse {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("id").is_some())
+            .unwrap_or(Value::Null)
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    (status, headers, body)
+}
+
+pub fn www_authenticate(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}

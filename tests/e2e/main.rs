@@ -1,0 +1,11 @@
+//! End-to-end tests: both services in-process on 127.0.0.1:0, spoken to over HTTP.
+
+// Negative cases are written as tables of (input, expected, why).
+#![allow(clippy::type_complexity)]
+
+mod api;
+mod auth;
+mod helpers;
+mod shortcuts;
+mod sse;
+mod streamable;

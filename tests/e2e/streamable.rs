@@ -1,0 +1,289 @@
+//! Streamable HTTP: versions, sessions, the tools, and JSON-RPC errors.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn each_2025_protocol_version_gets_a_session_and_is_echoed() {
+    let app = spawn_app().await;
+    for version in ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"] {
+        let (status, headers, body) = app.rpc(None, None, initialize(1, version)).await;
+        assert_eq!(status, StatusCode::OK, "{version}");
+        assert!(
+            headers.contains_key("mcp-session-id"),
+            "{version}: a session"
+        );
+        assert_eq!(body["result"]["protocolVersion"], version);
+        assert_eq!(body["result"]["serverInfo"]["name"], "mcp-oauth-server");
+        assert!(body["result"]["capabilities"]["tools"].is_object());
+    }
+    let (_, _, body) = app.rpc(None, None, initialize(1, "1999-01-01")).await;
+    assert_eq!(
+        body["result"]["protocolVersion"], "2025-11-25",
+        "an unknown version gets the latest 2025 one"
+    );
+}
+
+#[tokio::test]
+async fn the_stateless_2026_revision_needs_no_session() {
+    let app = spawn_app().await;
+    let (token, _) = app.client_token("read write").await;
+    let res = app
+        .http
+        .post(format!("{}/mcp/v1", app.mcp))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "get_data")
+        .bearer_auth(&token)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "get_data", "arguments": {},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = read_rpc(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        !headers.contains_key("mcp-session-id"),
+        "no session in 2026-07-28"
+    );
+    assert_eq!(body["result"]["structuredContent"]["count"], 0);
+}
+
+#[tokio::test]
+async fn sessions_end_and_unknown_ones_get_404() {
+    let app = spawn_app().await;
+    let session = app.session(None).await;
+    let (status, _, body) = app
+        .rpc(
+            Some(&session),
+            None,
+            json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"], json!({}));
+
+    let (status, _, _) = app
+        .rpc(
+            Some("no-such-session"),
+            None,
+            json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let res = app
+        .http
+        .delete(format!("{}/mcp/v1", app.mcp))
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let (status, _, _) = app
+        .rpc(
+            Some(&session),
+            None,
+            json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an ended session is gone");
+}
+
+#[tokio::test]
+async fn an_unsupported_protocol_version_header_is_400() {
+    let app = spawn_app().await;
+    let session = app.session(None).await;
+    let res = app
+        .http
+        .post(format!("{}/mcp/v1", app.mcp))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "1999-01-01")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn tools_are_listed_with_schemas_and_annotations() {
+    let app = spawn_app().await;
+    let session = app.session(None).await;
+    let (status, _, body) = app
+        .rpc(
+            Some(&session),
+            None,
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let tools = body["result"]["tools"].as_array().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for name in [
+        "oauth_authenticate",
+        "get_user_profile",
+        "get_data",
+        "create_data",
+        "update_data",
+        "delete_data",
+    ] {
+        assert!(names.contains(&name), "{name} is listed");
+    }
+    assert_eq!(tools.len(), 6);
+    for tool in tools {
+        let name = tool["name"].as_str().unwrap();
+        assert!(
+            tool["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{name}: description"
+        );
+        assert_eq!(tool["inputSchema"]["type"], "object", "{name}");
+        assert_eq!(
+            tool["inputSchema"]["additionalProperties"], false,
+            "{name}: unknown properties are rejected"
+        );
+        assert_eq!(
+            tool["outputSchema"]["type"], "object",
+            "{name}: outputSchema"
+        );
+        let ann = &tool["annotations"];
+        let read_only = matches!(name, "get_user_profile" | "get_data");
+        assert_eq!(ann["readOnlyHint"], read_only, "{name}: readOnlyHint");
+        if name != "oauth_authenticate" && !read_only {
+            assert_eq!(
+                ann["destructiveHint"],
+                matches!(name, "update_data" | "delete_data"),
+                "{name}: destructiveHint"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_tool_works_with_a_token() {
+    let app = spawn_app().await;
+    let (token, client_id) = app.client_token("read write").await;
+    let session = app.session(Some(&token)).await;
+    let call = |name: &'static str, args: Value| app.call_tool(&session, Some(&token), name, args);
+
+    let (_, _, body) = call("get_user_profile", json!({})).await;
+    assert_eq!(body["result"]["structuredContent"]["sub"], client_id);
+    assert_eq!(body["result"]["structuredContent"]["scope"], "read write");
+
+    let (_, _, body) = call("create_data", json!({"name": "Test", "value": 100})).await;
+    let item = body["result"]["structuredContent"].clone();
+    assert_eq!(item["name"], "Test");
+    assert_eq!(item["value"], 100.0);
+    let text = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(text).unwrap(),
+        item,
+        "the same JSON as text"
+    );
+    let id = item["id"].as_str().unwrap().to_owned();
+
+    let (_, _, body) = call("update_data", json!({"item_id": id, "value": 5})).await;
+    assert_eq!(body["result"]["structuredContent"]["value"], 5.0);
+    assert_eq!(body["result"]["structuredContent"]["name"], "Test");
+
+    let (_, _, body) = call("get_data", json!({})).await;
+    assert_eq!(body["result"]["structuredContent"]["count"], 1);
+
+    let (_, _, body) = call("delete_data", json!({"item_id": id})).await;
+    assert_eq!(body["result"]["structuredContent"]["item_id"], id);
+    let (_, _, body) = call("delete_data", json!({"item_id": id})).await;
+    assert_eq!(
+        body["result"]["isError"], true,
+        "an unknown id is a tool error"
+    );
+}
+
+#[tokio::test]
+async fn json_rpc_errors_have_the_right_codes() {
+    let app = spawn_app().await;
+    let (token, _) = app.client_token("read write").await;
+    let session = app.session(Some(&token)).await;
+
+    let (_, _, body) = app
+        .call_tool(&session, Some(&token), "no_such_tool", json!({}))
+        .await;
+    assert_eq!(body["error"]["code"], -32602, "unknown tool: {body}");
+
+    for (args, why) in [
+        (
+            json!({"name": "x", "value": 1, "extra": true}),
+            "unknown property",
+        ),
+        (json!({"name": "x", "value": "one"}), "wrong type"),
+        (json!({"name": "x"}), "missing value"),
+        (
+            json!({"name": "x".repeat(257), "value": 1}),
+            "name too long",
+        ),
+    ] {
+        let (_, _, body) = app
+            .call_tool(&session, Some(&token), "create_data", args)
+            .await;
+        assert_eq!(body["result"]["isError"], true, "{why}: {body}");
+    }
+
+    let (_, _, body) = app
+        .rpc(
+            Some(&session),
+            Some(&token),
+            json!({"jsonrpc": "2.0", "id": 9, "method": "no/such"}),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], -32601, "unknown method: {body}");
+
+    let res = app
+        .http
+        .post(format!("{}/mcp/v1", app.mcp))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &session)
+        .bearer_auth(&token)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = read_rpc(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], -32700);
+
+    let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let res = app
+        .http
+        .post(format!("{}/mcp/v1", app.mcp))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "deep nesting");
+
+    let res = app
+        .http
+        .post(format!("{}/mcp/v1", app.mcp))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "bodies are bounded"
+    );
+}
