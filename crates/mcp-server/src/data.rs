@@ -30,6 +30,7 @@ pub struct Item {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ItemList {
     pub items: Vec<Item>,
+    #[schemars(with = "i64")]
     pub count: usize,
 }
 
@@ -51,6 +52,7 @@ pub struct Profile {
     /// The scopes the token carries.
     pub scope: String,
     /// Unix time at which the token expires.
+    #[schemars(with = "i64")]
     pub token_expires_at: u64,
 }
 

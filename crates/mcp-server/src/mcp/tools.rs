@@ -78,6 +78,7 @@ pub struct AuthResult {
     pub subject: String,
     pub scope: String,
     /// Unix time at which the access token expires (it is refreshed by itself in a session).
+    #[schemars(with = "i64")]
     pub expires_at: u64,
     pub message: String,
     /// Only without an MCP session: the access token, to send as `Authorization: Bearer`.
