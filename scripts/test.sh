@@ -12,7 +12,7 @@ cargo test --workspace
 # Real clients against the real servers, on ports of their own.
 OAUTH_PORT=${CHECK_OAUTH_PORT:-15000}
 MCP_PORT=${CHECK_MCP_PORT:-15001}
-cargo build --quiet
+cargo build --quiet --bins --examples
 (cd clients/ts && npm ci --no-audit --no-fund --silent)
 log=$(mktemp)
 OAUTH_SERVER_PORT=$OAUTH_PORT OAUTH_ISSUER=http://127.0.0.1:$OAUTH_PORT \
@@ -28,6 +28,7 @@ status=0
 for transport in streamable sse; do
   node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
+target/debug/examples/oauth_flow "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; status=1; }
 if [ $status -ne 0 ]; then
   echo "--- server log ---"; tail -n 50 "$log"
 fi
