@@ -13,11 +13,12 @@ cargo test --workspace
 OAUTH_PORT=${CHECK_OAUTH_PORT:-15000}
 MCP_PORT=${CHECK_MCP_PORT:-15001}
 cargo build --quiet --bins --examples
+TARGET=${CARGO_TARGET_DIR:-target}
 (cd clients/ts && npm ci --no-audit --no-fund --silent)
 log=$(mktemp)
 OAUTH_SERVER_PORT=$OAUTH_PORT OAUTH_ISSUER=http://127.0.0.1:$OAUTH_PORT \
 MCP_SERVER_PORT=$MCP_PORT MCP_SERVER_URL=http://127.0.0.1:$MCP_PORT \
-  target/debug/mcp-oauth >"$log" 2>&1 &
+  "$TARGET/debug/mcp-oauth" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -28,7 +29,7 @@ status=0
 for transport in streamable sse; do
   node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
-target/debug/examples/oauth_flow "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; status=1; }
+"$TARGET/debug/examples/oauth_flow" "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; status=1; }
 if [ $status -ne 0 ]; then
   echo "--- server log ---"; tail -n 50 "$log"
 fi
