@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
 use url::{Host, Url};
 
@@ -247,12 +249,25 @@ impl Jwks {
     }
 }
 
+/// How many verified tokens are remembered.
+const VERIFIED_CACHE_MAX: usize = 10_000;
+
 /// Verifies access tokens for this resource server.
 pub struct TokenVerifier {
     jwks: Jwks,
     issuer: String,
     /// This server's base URL: a token's audience must be it or a URL under it.
     resource: Url,
+    /// Tokens already verified, by SHA-256 of the token, so that a client's repeated calls skip
+    /// the RSA verification. An entry is used only until the token's `exp`.
+    verified: DashMap<[u8; 32], Principal>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl TokenVerifier {
@@ -261,6 +276,7 @@ impl TokenVerifier {
             jwks,
             issuer,
             resource,
+            verified: DashMap::new(),
         }
     }
 
@@ -268,9 +284,37 @@ impl TokenVerifier {
         &self.jwks
     }
 
+    /// Verifies a token, answering from the cache of verified tokens when it can.
+    pub async fn verify(&self, token: &str) -> Result<Principal, BearerError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = unix_now();
+        if let Some(p) = self.verified.get(&key) {
+            if p.expires_at > now {
+                return Ok(p.clone());
+            }
+            drop(p);
+            self.verified.remove(&key);
+            return Err(BearerError::Invalid("the token has expired"));
+        }
+        let principal = self.verify_jwt(token).await?;
+        if self.verified.len() >= VERIFIED_CACHE_MAX {
+            self.verified.retain(|_, p| p.expires_at > now);
+        }
+        if self.verified.len() < VERIFIED_CACHE_MAX && principal.expires_at > now {
+            self.verified.insert(key, principal.clone());
+        }
+        Ok(principal)
+    }
+
+    /// Forgets a verified token (when it is known to be revoked).
+    pub fn forget(&self, token: &str) {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.verified.remove(&key);
+    }
+
     /// Verifies a JWT access token: RS256 only, typ at+jwt, iss, exp/nbf with 30 s leeway, and
     /// an audience naming this server.
-    pub async fn verify(&self, token: &str) -> Result<Principal, BearerError> {
+    async fn verify_jwt(&self, token: &str) -> Result<Principal, BearerError> {
         if token.len() > 8192 {
             return Err(BearerError::Invalid("the token is too long"));
         }

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The benchmark: starts both services in release mode (each pinned to core 0), obtains tokens,
+# drives them with wrk (pinned to core 1) on loopback, and prints a table: requests/s, p50 and
+# p99 latency, errors, each figure's ratio to a bare axum JSON-RPC handler (the machine's
+# ceiling, run by this script too), and each service's resident memory before and after.
+#
+# usage: bench/run.sh            DURATION=10 CONNECTIONS=32 RUNS=3 (median of RUNS)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+RUNS=${RUNS:-3}
+OAUTH_PORT=${BENCH_OAUTH_PORT:-25000}
+MCP_PORT=${BENCH_MCP_PORT:-25001}
+CEILING_PORT=${BENCH_CEILING_PORT:-25002}
+TARGET=${CARGO_TARGET_DIR:-target}
+OAUTH=http://127.0.0.1:$OAUTH_PORT
+MCP=http://127.0.0.1:$MCP_PORT
+SERVER_CPU=0
+LOAD_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
+work=$(mktemp -d)
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk..." >&2
+  apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+fi
+cargo build --release --quiet --workspace --bins --examples
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+export OAUTH_ISSUER=$OAUTH OAUTH_SERVER_PORT=$OAUTH_PORT MCP_SERVER_URL=$MCP MCP_SERVER_PORT=$MCP_PORT
+export RUST_LOG=warn STORE_MAX_ENTRIES=1000000 MCP_MAX_SESSIONS=100000
+taskset -c $SERVER_CPU "$TARGET/release/oauth-server" >"$work/oauth.log" 2>&1 & oauth_pid=$!; pids+=($oauth_pid)
+until curl -sf $OAUTH/health >/dev/null; do sleep 0.1; done
+taskset -c $SERVER_CPU "$TARGET/release/mcp-server" >"$work/mcp.log" 2>&1 & mcp_pid=$!; pids+=($mcp_pid)
+taskset -c $SERVER_CPU "$TARGET/release/examples/bench_ceiling" $CEILING_PORT & ceiling_pid=$!; pids+=($ceiling_pid)
+until curl -sf $MCP/health >/dev/null && curl -sf -X POST -H 'content-type: application/json' -d '{}' http://127.0.0.1:$CEILING_PORT/rpc >/dev/null; do sleep 0.1; done
+
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+oauth_idle=$(rss $oauth_pid); mcp_idle=$(rss $mcp_pid)
+
+# Credentials and tokens.
+reg=$(curl -sf -X POST $OAUTH/oauth/register -H 'content-type: application/json' \
+  -d '{"client_name":"bench","grant_types":["client_credentials","authorization_code","refresh_token"],"redirect_uris":["http://127.0.0.1:9/cb"],"scope":"read write"}')
+client_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$reg")
+client_secret=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$reg")
+basic=$(printf '%s:%s' "$client_id" "$client_secret" | base64 -w0)
+token=$(curl -sf -X POST $OAUTH/oauth/token -u "$client_id:$client_secret" \
+  -d "grant_type=client_credentials&scope=read write&resource=$MCP/mcp/v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+session=$(curl -si -X POST $MCP/mcp/v1 -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+  -H "authorization: Bearer $token" \
+  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+  | awk 'tolower($1)=="mcp-session-id:" {print $2}' | tr -d '\r')
+curl -sf -o /dev/null -X POST $MCP/mcp/v1 -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+  -H "mcp-session-id: $session" -H 'mcp-protocol-version: 2025-11-25' -H "authorization: Bearer $token" \
+  -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+
+# Authorization codes for the exchange scenario, made in advance (demo mode approves at once).
+VERIFIER=bench-verifier-bench-verifier-bench-verifier-0123
+CODES=${CODES:-30000}
+python3 - "$OAUTH_PORT" "$client_id" "$VERIFIER" "$CODES" >"$work/codes.txt" <<'PY'
+import base64, hashlib, http.client, sys, urllib.parse
+port, client_id, verifier, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+q = urllib.parse.urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": "http://127.0.0.1:9/cb",
+    "code_challenge": challenge, "code_challenge_method": "S256", "scope": "read write"})
+conn = http.client.HTTPConnection("127.0.0.1", int(port))
+for _ in range(n):
+    conn.request("GET", "/oauth/authorize?" + q)
+    r = conn.getresponse(); r.read()
+    loc = urllib.parse.urlparse(r.getheader("location"))
+    print(urllib.parse.parse_qs(loc.query)["code"][0])
+PY
+
+lua() { # name method body [headers...]: a wrk script file
+  local file="$work/$1.lua" method=$2 body=$3; shift 3
+  { echo "wrk.method = \"$method\""
+    [ -n "$body" ] && printf 'wrk.body = [[%s]]\n' "$body"
+    for h in "$@"; do echo "wrk.headers[\"${h%%:*}\"] = \"${h#*: }\""; done; } >"$file"
+  echo "$file"
+}
+rpc_call='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_data","arguments":{}}}'
+stateless_call='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_data","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+ceiling_lua=$(lua ceiling POST "$rpc_call" "Content-Type: application/json")
+token_lua=$(lua token POST "grant_type=client_credentials&scope=read" "Content-Type: application/x-www-form-urlencoded" "Authorization: Basic $basic")
+session_lua=$(lua session POST "$rpc_call" "Content-Type: application/json" "Accept: application/json, text/event-stream" \
+  "Authorization: Bearer $token" "Mcp-Session-Id: $session" "MCP-Protocol-Version: 2025-11-25")
+stateless_lua=$(lua stateless POST "$stateless_call" "Content-Type: application/json" "Accept: application/json, text/event-stream" \
+  "Authorization: Bearer $token" "MCP-Protocol-Version: 2026-07-28" "Mcp-Method: tools/call" "Mcp-Name: get_data")
+api_lua=$(lua api GET "" "Authorization: Bearer $token")
+cat >"$work/exchange.lua" <<LUA
+local codes, i = {}, 0
+for line in io.lines("$work/codes.txt") do codes[#codes + 1] = line end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $basic"
+request = function()
+  i = i + 1
+  if i > #codes then i = 1 end
+  return wrk.format(nil, nil, nil, "grant_type=authorization_code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&code_verifier=$VERIFIER&code=" .. codes[i])
+end
+LUA
+
+# One wrk run: prints "rps p50_ms p99_ms errors".
+run() {
+  local url=$1 script=$2 duration=${3:-$DURATION}
+  local out; out=$(taskset -c $LOAD_CPU wrk -t1 -c"$CONNECTIONS" -d"${duration}s" --latency -s "$script" "$url")
+  python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+def ms(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, out, re.M)
+    if not m: return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errors}")
+PY
+}
+# The median (by requests/s) of RUNS runs.
+median() {
+  local results=() r
+  for _ in $(seq 1 "$RUNS"); do results+=("$(run "$@")"); done
+  printf '%s\n' "${results[@]}" | sort -n -k1 | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
+
+echo "benchmarking: $CONNECTIONS connections, ${DURATION}s, median of $RUNS; servers on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU" >&2
+sign_rate=$(taskset -c $SERVER_CPU "$TARGET/release/examples/bench_sign" 5 | sed 's/signs_per_sec=//')
+declare -A R
+R[ceiling]=$(median http://127.0.0.1:$CEILING_PORT/rpc "$ceiling_lua")
+R[token]=$(median $OAUTH/oauth/token "$token_lua")
+R[exchange]=$(run $OAUTH/oauth/token "$work/exchange.lua" 5)
+R[session]=$(median $MCP/mcp/v1 "$session_lua")
+R[stateless]=$(median $MCP/mcp/v1 "$stateless_lua")
+R[api]=$(median $MCP/api/data "$api_lua")
+oauth_after=$(rss $oauth_pid); mcp_after=$(rss $mcp_pid)
+
+ceiling_rps=$(echo "${R[ceiling]}" | cut -d' ' -f1)
+printf '\n| scenario | requests/s | p50 ms | p99 ms | errors | ratio to ceiling |\n|---|---|---|---|---|---|\n'
+for key in ceiling token exchange session stateless api; do
+  case $key in
+    ceiling) name="bare axum JSON-RPC POST (ceiling)";;
+    token) name="token endpoint, client_credentials (RS256)";;
+    exchange) name="authorization-code exchange (5 s, codes made in advance)";;
+    session) name="tools/call get_data, in a session";;
+    stateless) name="tools/call get_data, stateless (2026-07-28)";;
+    api) name="GET /api/data";;
+  esac
+  read -r rps p50 p99 errors <<<"${R[$key]}"
+  printf '| %s | %s | %s | %s | %s | %.3f |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$(echo "$rps / $ceiling_rps" | bc -l)"
+done
+token_rps=$(echo "${R[token]}" | cut -d' ' -f1)
+printf '\nraw RS256 signing, key parsed once, one thread: %s signs/s; token endpoint at %.0f%% of it\n' \
+  "$sign_rate" "$(echo "100 * $token_rps / $sign_rate" | bc -l)"
+printf 'resident memory (MiB): oauth-server %s idle, %s after; mcp-server %s idle, %s after\n' \
+  "$oauth_idle" "$oauth_after" "$mcp_idle" "$mcp_after"
+printf 'machine: %s, %s cores\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc)"

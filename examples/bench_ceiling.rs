@@ -1,0 +1,24 @@
+//! The machine's ceiling for the benchmark: a bare axum handler that parses a JSON-RPC POST body
+//! and answers a small JSON result, with nothing else in the path.
+//!
+//! `cargo run --release --example bench_ceiling [PORT]`
+
+use axum::Json;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(25002);
+    let app = axum::Router::new().route(
+        "/rpc",
+        post(|Json(body): Json<Value>| async move {
+            Json(json!({"jsonrpc": "2.0", "id": body.get("id").cloned().unwrap_or(Value::Null), "result": {"ok": true}}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    axum::serve(listener, app).await
+}
