@@ -422,3 +422,59 @@ async fn oauth_authenticate_outside_demo_mode_explains_how_to_authorize() {
             .contains("demo mode only")
     );
 }
+
+#[tokio::test]
+async fn es256_tokens_are_published_issued_and_accepted() {
+    let app = spawn_with(|c| c.signing_alg = "ES256".into()).await;
+    let jwks: serde_json::Value = app
+        .http
+        .get(format!("{}/.well-known/jwks.json", app.oauth))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    let meta: serde_json::Value = app
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            app.oauth
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["access_token_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
+    let (token, _) = app.client_token("read write").await;
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let res = app
+        .http
+        .get(format!("{}/api/data", app.mcp))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the MCP server verifies ES256 from the JWKS"
+    );
+    // An RS256 token signed by a key the JWKS does not hold is still refused.
+    let res = app
+        .http
+        .get(format!("{}/api/data", app.mcp))
+        .bearer_auth(sign(&claims(&app, "x", "read")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}

@@ -50,11 +50,12 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     config.mcp_url = format!("http://127.0.0.1:{mcp_port}");
     config.resources = vec![url::Url::parse(&config.mcp_url).unwrap()];
     adjust(&mut config);
-    let keys = KeySet::new(
-        SigningKey::from_pem(test_key_pem()).unwrap(),
-        vec![],
-        config.issuer.clone(),
-    );
+    let key = if config.signing_alg == "ES256" {
+        SigningKey::generate_es256().unwrap()
+    } else {
+        SigningKey::from_pem(test_key_pem()).unwrap()
+    };
+    let keys = KeySet::new(key, vec![], config.issuer.clone());
     let oauth_state =
         oauth_server::AppState::with_parts(config.clone(), keys, Arc::new(SystemClock));
     let mcp_state = mcp_server::AppState::new(config.clone()).unwrap();

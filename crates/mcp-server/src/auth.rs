@@ -176,7 +176,7 @@ enum Audience {
 pub struct Jwks {
     url: String,
     http: reqwest::Client,
-    keys: RwLock<Arc<HashMap<String, DecodingKey>>>,
+    keys: RwLock<Arc<HashMap<String, (DecodingKey, Algorithm)>>>,
     last_fetch: Mutex<Option<Instant>>,
     min_refresh: Duration,
 }
@@ -190,9 +190,31 @@ struct JwkSet {
 struct Jwk {
     kty: String,
     kid: Option<String>,
+    alg: Option<String>,
     n: Option<String>,
     e: Option<String>,
-    alg: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+impl Jwk {
+    /// An RS256 (RSA) or ES256 (P-256) verification key; other keys are skipped.
+    fn decoding_key(&self) -> Option<(DecodingKey, Algorithm)> {
+        match (self.kty.as_str(), self.alg.as_deref()) {
+            ("RSA", None | Some("RS256")) => {
+                let key =
+                    DecodingKey::from_rsa_components(self.n.as_ref()?, self.e.as_ref()?).ok()?;
+                Some((key, Algorithm::RS256))
+            }
+            ("EC", None | Some("ES256")) if self.crv.as_deref() == Some("P-256") => {
+                let key =
+                    DecodingKey::from_ec_components(self.x.as_ref()?, self.y.as_ref()?).ok()?;
+                Some((key, Algorithm::ES256))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Jwks {
@@ -219,10 +241,7 @@ impl Jwks {
             .await?;
         let mut keys = HashMap::new();
         for jwk in set.keys {
-            let usable = jwk.kty == "RSA" && jwk.alg.as_deref().is_none_or(|a| a == "RS256");
-            if let (true, Some(kid), Some(n), Some(e)) = (usable, jwk.kid, jwk.n, jwk.e)
-                && let Ok(key) = DecodingKey::from_rsa_components(&n, &e)
-            {
+            if let (Some(kid), Some(key)) = (jwk.kid.clone(), jwk.decoding_key()) {
                 keys.insert(kid, key);
             }
         }
@@ -231,7 +250,7 @@ impl Jwks {
         Ok(count)
     }
 
-    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+    async fn key(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
         if let Some(key) = self.keys.read().await.get(kid) {
             return Some(key.clone());
         }
@@ -320,8 +339,10 @@ impl TokenVerifier {
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| BearerError::Invalid("the token is not a JWT"))?;
-        if header.alg != Algorithm::RS256 {
-            return Err(BearerError::Invalid("the token must be signed with RS256"));
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Err(BearerError::Invalid(
+                "the token must be signed with RS256 or ES256",
+            ));
         }
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
@@ -334,10 +355,15 @@ impl TokenVerifier {
         let kid = header
             .kid
             .ok_or(BearerError::Invalid("the token names no key"))?;
-        let key = self.jwks.key(&kid).await.ok_or(BearerError::Invalid(
+        let (key, alg) = self.jwks.key(&kid).await.ok_or(BearerError::Invalid(
             "the token was not signed by the authorization server",
         ))?;
-        let mut validation = Validation::new(Algorithm::RS256);
+        if header.alg != alg {
+            return Err(BearerError::Invalid(
+                "the token's algorithm does not match its key",
+            ));
+        }
+        let mut validation = Validation::new(alg);
         validation.set_issuer(&[&self.issuer]);
         validation.leeway = 30;
         validation.validate_nbf = true;

@@ -1,6 +1,7 @@
-//! Token signing keys and the JSON Web Key Set (RFC 7517, RFC 7518 section 6.3, RFC 7638
-//! thumbprints as `kid`): RS256 keys parsed once at start-up, signing with aws-lc-rs directly,
-//! and verification of this server's own access tokens (RFC 9068) for introspection and revocation.
+//! Token signing keys and the JSON Web Key Set (RFC 7517, RFC 7518 sections 3.3, 3.4 and 6,
+//! RFC 7638 thumbprints as `kid`): RS256 (the default) or ES256 keys parsed once at start-up,
+//! signing with aws-lc-rs directly, and verification of this server's own access tokens
+//! (RFC 9068) for introspection and revocation.
 
 use std::path::Path;
 
@@ -8,7 +9,9 @@ use anyhow::{Context, bail};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -17,10 +20,17 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// One RSA key: the private half to sign, the public half to verify and publish.
+/// The private half of a key.
+enum Pair {
+    Rsa(KeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// One key: the private half to sign, the public half to verify and publish.
 pub struct SigningKey {
     kid: String,
-    pair: KeyPair,
+    alg: Algorithm,
+    pair: Pair,
     decoding: DecodingKey,
     jwk: Value,
     /// The JOSE header of every token this key signs, already base64url-encoded.
@@ -36,21 +46,37 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// A fresh RSA 2048 key.
+    /// A fresh RSA 2048 key (RS256).
     pub fn generate() -> anyhow::Result<Self> {
         let pair = KeyPair::generate(KeySize::Rsa2048).context("RSA key generation failed")?;
-        Self::from_pair(pair)
+        Self::from_pair(Pair::Rsa(pair))
     }
 
-    /// Parses a PEM file holding a PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) RSA key.
+    /// A fresh P-256 key (ES256).
+    pub fn generate_es256() -> anyhow::Result<Self> {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map_err(|_| anyhow::anyhow!("EC key generation failed"))?;
+        Self::from_pair(Pair::Ec(pair))
+    }
+
+    /// Parses a PEM file holding a PKCS#8 (`PRIVATE KEY`) RSA or P-256 key, or a PKCS#1
+    /// (`RSA PRIVATE KEY`) RSA key.
     pub fn from_pem(pem: &str) -> anyhow::Result<Self> {
         let (label, der) = decode_pem(pem)?;
         let pair = match label.as_str() {
-            "PRIVATE KEY" => KeyPair::from_pkcs8(&der),
-            "RSA PRIVATE KEY" => KeyPair::from_der(&der),
+            "PRIVATE KEY" => match KeyPair::from_pkcs8(&der) {
+                Ok(rsa) => Pair::Rsa(rsa),
+                Err(_) => Pair::Ec(
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                        .map_err(|e| anyhow::anyhow!("the key is neither RSA nor P-256: {e}"))?,
+                ),
+            },
+            "RSA PRIVATE KEY" => Pair::Rsa(
+                KeyPair::from_der(&der)
+                    .map_err(|e| anyhow::anyhow!("the RSA key was rejected: {e}"))?,
+            ),
             other => bail!("expected a PRIVATE KEY or RSA PRIVATE KEY PEM block, found {other}"),
-        }
-        .map_err(|e| anyhow::anyhow!("the RSA key was rejected: {e}"))?;
+        };
         Self::from_pair(pair)
     }
 
@@ -62,11 +88,12 @@ impl SigningKey {
 
     /// The key as PKCS#8 PEM, to save a generated key.
     pub fn to_pkcs8_pem(&self) -> anyhow::Result<String> {
-        let der = self
-            .pair
-            .as_der()
-            .map_err(|_| anyhow::anyhow!("cannot encode the key"))?;
-        let b64 = STANDARD.encode(der.as_ref());
+        let der: Vec<u8> = match &self.pair {
+            Pair::Rsa(p) => p.as_der().map(|d| d.as_ref().to_vec()),
+            Pair::Ec(p) => p.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
+        }
+        .map_err(|_| anyhow::anyhow!("cannot encode the key"))?;
+        let b64 = STANDARD.encode(&der);
         let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
         for chunk in b64.as_bytes().chunks(64) {
             pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
@@ -76,31 +103,73 @@ impl SigningKey {
         Ok(pem)
     }
 
-    fn from_pair(pair: KeyPair) -> anyhow::Result<Self> {
-        let public = pair.public_key();
-        let n = public.modulus().big_endian_without_leading_zero().to_vec();
-        let e = public.exponent().big_endian_without_leading_zero().to_vec();
-        let (n64, e64) = (URL_SAFE_NO_PAD.encode(&n), URL_SAFE_NO_PAD.encode(&e));
+    fn from_pair(pair: Pair) -> anyhow::Result<Self> {
         // RFC 7638 section 3.2: the required members in lexicographic order, no whitespace.
-        let canonical = format!(r#"{{"e":"{e64}","kty":"RSA","n":"{n64}"}}"#);
+        let (alg, canonical, jwk, decoding) = match &pair {
+            Pair::Rsa(p) => {
+                let public = p.public_key();
+                let n = public.modulus().big_endian_without_leading_zero().to_vec();
+                let e = public.exponent().big_endian_without_leading_zero().to_vec();
+                let (n64, e64) = (URL_SAFE_NO_PAD.encode(&n), URL_SAFE_NO_PAD.encode(&e));
+                (
+                    Algorithm::RS256,
+                    format!(r#"{{"e":"{e64}","kty":"RSA","n":"{n64}"}}"#),
+                    json!({"kty": "RSA", "use": "sig", "alg": "RS256", "n": n64, "e": e64}),
+                    DecodingKey::from_rsa_raw_components(&n, &e),
+                )
+            }
+            Pair::Ec(p) => {
+                // An uncompressed point: 0x04, then x and y (32 bytes each).
+                let point = p.public_key().as_ref();
+                if point.len() != 65 || point[0] != 4 {
+                    bail!("unexpected EC public key encoding");
+                }
+                let (x64, y64) = (
+                    URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    URL_SAFE_NO_PAD.encode(&point[33..]),
+                );
+                let decoding = DecodingKey::from_ec_components(&x64, &y64)?;
+                (
+                    Algorithm::ES256,
+                    format!(r#"{{"crv":"P-256","kty":"EC","x":"{x64}","y":"{y64}"}}"#),
+                    json!({"kty": "EC", "use": "sig", "alg": "ES256", "crv": "P-256", "x": x64, "y": y64}),
+                    decoding,
+                )
+            }
+        };
         let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-        let jwk =
-            json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n64, "e": e64});
-        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
+        let mut jwk = jwk;
+        jwk["kid"] = Value::from(kid.as_str());
+        let alg_name = if alg == Algorithm::ES256 {
+            "ES256"
+        } else {
+            "RS256"
+        };
+        let header = json!({"alg": alg_name, "typ": "at+jwt", "kid": kid});
         Ok(Self {
             encoded_header: URL_SAFE_NO_PAD.encode(header.to_string()),
-            decoding: DecodingKey::from_rsa_raw_components(&n, &e),
+            decoding,
             kid,
+            alg,
             pair,
             jwk,
         })
+    }
+
+    /// The JWS algorithm this key signs with.
+    pub fn algorithm(&self) -> &'static str {
+        if self.alg == Algorithm::ES256 {
+            "ES256"
+        } else {
+            "RS256"
+        }
     }
 
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
-    /// Signs `claims` as a compact JWS with header `{"alg":"RS256","typ":"at+jwt","kid":..}`.
+    /// Signs `claims` as a compact JWS with header `{"alg":..,"typ":"at+jwt","kid":..}`.
     pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
         let payload = serde_json::to_vec(claims)?;
         let mut token =
@@ -108,17 +177,23 @@ impl SigningKey {
         token.push_str(&self.encoded_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-        let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                token.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        let rng = SystemRandom::new();
+        match &self.pair {
+            Pair::Rsa(p) => {
+                let mut signature = vec![0; p.public_modulus_len()];
+                p.sign(&RSA_PKCS1_SHA256, &rng, token.as_bytes(), &mut signature)
+                    .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+            }
+            Pair::Ec(p) => {
+                let signature = p
+                    .sign(&rng, token.as_bytes())
+                    .map_err(|_| anyhow::anyhow!("ECDSA signing failed"))?;
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+            }
+        }
         Ok(token)
     }
 }
@@ -151,11 +226,13 @@ impl KeySet {
         }
     }
 
-    /// Loads the configured key files, or generates a key when none is configured.
+    /// Loads the configured key files, or generates a key (of `SIGNING_ALG`) when none is
+    /// configured.
     pub fn load(config: &shared_config::Config) -> anyhow::Result<Self> {
-        let current = match &config.signing_key_file {
-            Some(path) => SigningKey::from_file(path)?,
-            None => SigningKey::generate()?,
+        let current = match (&config.signing_key_file, config.signing_alg.as_str()) {
+            (Some(path), _) => SigningKey::from_file(path)?,
+            (None, "ES256") => SigningKey::generate_es256()?,
+            (None, _) => SigningKey::generate()?,
         };
         let retired = config
             .retired_signing_key_files
@@ -178,19 +255,29 @@ impl KeySet {
         json!({ "keys": keys })
     }
 
-    /// Verifies a token signed by one of these keys: RS256 only, typ `at+jwt`, this issuer.
-    /// Expiry is left to the caller, which holds the clock.
+    /// The algorithms of the published keys.
+    pub fn algorithms(&self) -> Vec<&'static str> {
+        let mut algs: Vec<&'static str> = std::iter::once(&self.current)
+            .chain(&self.retired)
+            .map(SigningKey::algorithm)
+            .collect();
+        algs.sort_unstable();
+        algs.dedup();
+        algs
+    }
+
+    /// Verifies a token signed by one of these keys, with that key's algorithm (RS256 or ES256),
+    /// typ `at+jwt`, this issuer. Expiry is left to the caller, which holds the clock.
     pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
         if token.len() > 8192 {
             return Err(VerifyError::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        if header.alg != Algorithm::RS256
-            || !header
-                .typ
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
-        {
+        let typ_ok = header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"));
+        if !typ_ok {
             return Err(VerifyError::Invalid);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
@@ -198,7 +285,10 @@ impl KeySet {
             .chain(&self.retired)
             .find(|k| k.kid == kid)
             .ok_or(VerifyError::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::RS256);
+        if header.alg != key.alg {
+            return Err(VerifyError::Invalid);
+        }
+        let mut validation = Validation::new(key.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.validate_exp = false;
         validation.validate_aud = false;
@@ -260,6 +350,32 @@ mod tests {
             wrong_issuer.verify::<Value>(&token),
             Err(VerifyError::Invalid)
         ));
+    }
+
+    #[test]
+    fn an_es256_key_signs_tokens_that_verify_and_publishes_an_ec_jwk() {
+        let key = SigningKey::generate_es256().unwrap();
+        assert_eq!(key.algorithm(), "ES256");
+        let again = SigningKey::from_pem(&key.to_pkcs8_pem().unwrap()).unwrap();
+        assert_eq!(key.kid(), again.kid());
+        let token = key
+            .sign(&json!({"iss": "http://issuer", "sub": "bob", "exp": 4_000_000_000u64}))
+            .unwrap();
+        let set = KeySet::new(
+            again,
+            vec![SigningKey::generate().unwrap()],
+            "http://issuer",
+        );
+        let claims: Value = set.verify(&token).unwrap();
+        assert_eq!(claims["sub"], "bob");
+        let jwks = set.jwks();
+        assert_eq!(jwks["keys"][0]["kty"], "EC");
+        assert_eq!(jwks["keys"][0]["crv"], "P-256");
+        assert_eq!(
+            jwks["keys"][1]["kty"], "RSA",
+            "a retired key stays published"
+        );
+        assert_eq!(set.algorithms(), vec!["ES256", "RS256"]);
     }
 
     #[test]

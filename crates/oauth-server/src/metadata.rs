@@ -10,8 +10,9 @@ use shared_config::{Config, Endpoints};
 use crate::domain::{AuthMethod, GrantType, Scope};
 use crate::state::AppState;
 
-/// The metadata document, built once at start-up.
-pub fn document(config: &Config, endpoints: &Endpoints) -> Value {
+/// The metadata document, built once at start-up. `signing_algs` are the algorithms of the
+/// published keys (listed as `access_token_signing_alg_values_supported`, an extension).
+pub fn document(config: &Config, endpoints: &Endpoints, signing_algs: &[&str]) -> Value {
     let auth_methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
     json!({
         "issuer": config.issuer,
@@ -30,6 +31,7 @@ pub fn document(config: &Config, endpoints: &Endpoints) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        "access_token_signing_alg_values_supported": signing_algs,
     })
 }
 

@@ -81,7 +81,7 @@ impl AppState {
     pub fn with_parts(config: Config, keys: KeySet, clock: Arc<dyn Clock>) -> Self {
         let max = config.store_max_entries;
         let endpoints = config.endpoints();
-        let metadata = crate::metadata::document(&config, &endpoints)
+        let metadata = crate::metadata::document(&config, &endpoints, &keys.algorithms())
             .to_string()
             .into();
         let jwks = keys.jwks().to_string().into();

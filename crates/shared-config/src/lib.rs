@@ -133,8 +133,12 @@ pub struct Config {
     pub auth_code_ttl: Duration,
     /// CLIENT_IDLE_TTL_SECS (30 days): a dynamically registered client unused this long is removed.
     pub client_idle_ttl: Duration,
-    /// SIGNING_KEY_FILE: PKCS#8 PEM RSA key that signs tokens; generated at start when unset.
+    /// SIGNING_KEY_FILE: PKCS#8 PEM key (RSA, or P-256 for ES256) that signs tokens; generated
+    /// at start when unset.
     pub signing_key_file: Option<PathBuf>,
+    /// SIGNING_ALG (RS256): the algorithm of a generated key, RS256 or ES256 (about six times the
+    /// token throughput of RS256). A key file decides for itself.
+    pub signing_alg: String,
     /// RETIRED_SIGNING_KEY_FILES: comma-separated PKCS#8 PEM keys that no longer sign but stay in
     /// the JWKS, so that tokens they signed keep verifying until they expire.
     pub retired_signing_key_files: Vec<PathBuf>,
@@ -246,6 +250,13 @@ impl Config {
                 30 * 24 * 3600,
             )?,
             signing_key_file: get("SIGNING_KEY_FILE").map(PathBuf::from),
+            signing_alg: match get("SIGNING_ALG").as_deref() {
+                None | Some("RS256") => "RS256".to_owned(),
+                Some("ES256") => "ES256".to_owned(),
+                Some(other) => {
+                    return Err(invalid("SIGNING_ALG", other, "expected RS256 or ES256"));
+                }
+            },
             retired_signing_key_files: get("RETIRED_SIGNING_KEY_FILES")
                 .map(|v| split_list(&v).map(PathBuf::from).collect())
                 .unwrap_or_default(),
