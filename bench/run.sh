@@ -37,7 +37,11 @@ taskset -c $SERVER_CPU "$TARGET/release/oauth-server" >"$work/oauth.log" 2>&1 & 
 until curl -sf $OAUTH/health >/dev/null; do sleep 0.1; done
 taskset -c $SERVER_CPU "$TARGET/release/mcp-server" >"$work/mcp.log" 2>&1 & mcp_pid=$!; pids+=($mcp_pid)
 taskset -c $SERVER_CPU "$TARGET/release/examples/bench_ceiling" $CEILING_PORT & ceiling_pid=$!; pids+=($ceiling_pid)
-until curl -sf $MCP/health >/dev/null && curl -sf -X POST -H 'content-type: application/json' -d '{}' http://127.0.0.1:$CEILING_PORT/rpc >/dev/null; do sleep 0.1; done
+ES_PORT=${BENCH_ES256_PORT:-25003}
+OAUTH_SERVER_PORT=$ES_PORT OAUTH_ISSUER=http://127.0.0.1:$ES_PORT SIGNING_ALG=ES256 \
+  taskset -c $SERVER_CPU "$TARGET/release/oauth-server" >"$work/es256.log" 2>&1 & es_pid=$!; pids+=($es_pid)
+until curl -sf $MCP/health >/dev/null && curl -sf http://127.0.0.1:$ES_PORT/health >/dev/null \
+  && curl -sf -X POST -H 'content-type: application/json' -d '{}' http://127.0.0.1:$CEILING_PORT/rpc >/dev/null; do sleep 0.1; done
 
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 oauth_idle=$(rss $oauth_pid); mcp_idle=$(rss $mcp_pid)
@@ -48,15 +52,23 @@ reg=$(curl -sf -X POST $OAUTH/oauth/register -H 'content-type: application/json'
 client_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$reg")
 client_secret=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$reg")
 basic=$(printf '%s:%s' "$client_id" "$client_secret" | base64 -w0)
+es_reg=$(curl -sf -X POST http://127.0.0.1:$ES_PORT/oauth/register -H 'content-type: application/json' \
+  -d '{"client_name":"bench","grant_types":["client_credentials"],"scope":"read write"}')
+es_basic=$(python3 -c 'import json,sys,base64; r=json.loads(sys.argv[1]); print(base64.b64encode((r["client_id"]+":"+r["client_secret"]).encode()).decode())' "$es_reg")
 token=$(curl -sf -X POST $OAUTH/oauth/token -u "$client_id:$client_secret" \
   -d "grant_type=client_credentials&scope=read write&resource=$MCP/mcp/v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-session=$(curl -si -X POST $MCP/mcp/v1 -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
-  -H "authorization: Bearer $token" \
-  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-  | awk 'tolower($1)=="mcp-session-id:" {print $2}' | tr -d '\r')
-curl -sf -o /dev/null -X POST $MCP/mcp/v1 -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
-  -H "mcp-session-id: $session" -H 'mcp-protocol-version: 2025-11-25' -H "authorization: Bearer $token" \
-  -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+# One session per connection, as real clients have: requests take them in turn.
+: >"$work/sessions.txt"
+for _ in $(seq 1 "$CONNECTIONS"); do
+  session=$(curl -si -X POST $MCP/mcp/v1 -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    -H "authorization: Bearer $token" \
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    | awk 'tolower($1)=="mcp-session-id:" {print $2}' | tr -d '\r')
+  curl -sf -o /dev/null -X POST $MCP/mcp/v1 -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    -H "mcp-session-id: $session" -H 'mcp-protocol-version: 2025-11-25' -H "authorization: Bearer $token" \
+    -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+  echo "$session" >>"$work/sessions.txt"
+done
 
 # Authorization codes for the exchange scenario, made in advance (demo mode approves at once).
 VERIFIER=bench-verifier-bench-verifier-bench-verifier-0123
@@ -86,11 +98,26 @@ rpc_call='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_da
 stateless_call='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_data","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 ceiling_lua=$(lua ceiling POST "$rpc_call" "Content-Type: application/json")
 token_lua=$(lua token POST "grant_type=client_credentials&scope=read" "Content-Type: application/x-www-form-urlencoded" "Authorization: Basic $basic")
-session_lua=$(lua session POST "$rpc_call" "Content-Type: application/json" "Accept: application/json, text/event-stream" \
-  "Authorization: Bearer $token" "Mcp-Session-Id: $session" "MCP-Protocol-Version: 2025-11-25")
+session_lua="$work/session.lua"
+cat >"$session_lua" <<LUA
+local sessions, i = {}, 0
+for line in io.lines("$work/sessions.txt") do sessions[#sessions + 1] = line end
+wrk.method = "POST"
+wrk.body = [[$rpc_call]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Authorization"] = "Bearer $token"
+wrk.headers["MCP-Protocol-Version"] = "2025-11-25"
+request = function()
+  i = i % #sessions + 1
+  wrk.headers["Mcp-Session-Id"] = sessions[i]
+  return wrk.format()
+end
+LUA
 stateless_lua=$(lua stateless POST "$stateless_call" "Content-Type: application/json" "Accept: application/json, text/event-stream" \
   "Authorization: Bearer $token" "MCP-Protocol-Version: 2026-07-28" "Mcp-Method: tools/call" "Mcp-Name: get_data")
 api_lua=$(lua api GET "" "Authorization: Bearer $token")
+es_lua=$(lua es256 POST "grant_type=client_credentials&scope=read" "Content-Type: application/x-www-form-urlencoded" "Authorization: Basic $es_basic")
 cat >"$work/exchange.lua" <<LUA
 local codes, i = {}, 0
 for line in io.lines("$work/codes.txt") do codes[#codes + 1] = line end
@@ -135,6 +162,7 @@ sign_rate=$(taskset -c $SERVER_CPU "$TARGET/release/examples/bench_sign" 5 | sed
 declare -A R
 R[ceiling]=$(median http://127.0.0.1:$CEILING_PORT/rpc "$ceiling_lua")
 R[token]=$(median $OAUTH/oauth/token "$token_lua")
+R[es256]=$(median http://127.0.0.1:$ES_PORT/oauth/token "$es_lua")
 R[exchange]=$(run $OAUTH/oauth/token "$work/exchange.lua" 5)
 R[session]=$(median $MCP/mcp/v1 "$session_lua")
 R[stateless]=$(median $MCP/mcp/v1 "$stateless_lua")
@@ -143,10 +171,11 @@ oauth_after=$(rss $oauth_pid); mcp_after=$(rss $mcp_pid)
 
 ceiling_rps=$(echo "${R[ceiling]}" | cut -d' ' -f1)
 printf '\n| scenario | requests/s | p50 ms | p99 ms | errors | ratio to ceiling |\n|---|---|---|---|---|---|\n'
-for key in ceiling token exchange session stateless api; do
+for key in ceiling token es256 exchange session stateless api; do
   case $key in
     ceiling) name="bare axum JSON-RPC POST (ceiling)";;
     token) name="token endpoint, client_credentials (RS256)";;
+    es256) name="token endpoint, client_credentials (ES256, SIGNING_ALG=ES256)";;
     exchange) name="authorization-code exchange (5 s, codes made in advance)";;
     session) name="tools/call get_data, in a session";;
     stateless) name="tools/call get_data, stateless (2026-07-28)";;

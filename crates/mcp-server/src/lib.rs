@@ -27,6 +27,7 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use shared_config::paths;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -132,6 +133,11 @@ pub async fn serve(
             }
         })
     };
+    // Small responses (and the SSE frames of MCP answers) go out at once: without
+    // TCP_NODELAY, Nagle's algorithm and delayed ACKs add about 40 ms to each.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -23,7 +23,7 @@ pub struct Shared {
     pub sessions: SessionRegistry,
     pub verifier: TokenVerifier,
     pub demo: DemoOAuth,
-    pub tool_router: ToolRouter<McpTools>,
+    pub tool_router: Arc<ToolRouter<McpTools>>,
     /// `MCP_SERVER_URL`, parsed.
     pub base: Url,
 }

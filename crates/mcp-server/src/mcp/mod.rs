@@ -45,6 +45,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             .with_allowed_hosts(allowed_hosts(state))
             .with_allowed_origins(allowed_origins)
             .with_max_request_body_bytes(config.max_body_bytes)
+            // Stateless (2026-07-28) answers as plain JSON unless a notification must precede them.
+            .with_json_response(true)
             .with_cancellation_token(state.shutdown.child_token()),
     );
     Router::new()

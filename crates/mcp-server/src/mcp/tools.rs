@@ -90,7 +90,8 @@ pub struct AuthResult {
 #[derive(Clone)]
 pub struct McpTools {
     shared: Arc<Shared>,
-    tool_router: ToolRouter<Self>,
+    /// Built once at start-up and shared: a handler is made per session and per stateless call.
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 impl McpTools {
@@ -101,9 +102,9 @@ impl McpTools {
         }
     }
 
-    /// The router built once at start-up and cloned into each handler.
-    pub fn router() -> ToolRouter<Self> {
-        Self::tool_router()
+    /// The router, built once at start-up and shared by every handler.
+    pub fn router() -> Arc<ToolRouter<Self>> {
+        Arc::new(Self::tool_router())
     }
 }
 
