@@ -7,6 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("hash-password") {
+        return oauth_server::signin::hash_password_command();
+    }
     dotenvy::dotenv().ok();
     shared_config::telemetry::init();
     let config = Config::from_env()?;

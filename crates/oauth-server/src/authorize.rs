@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use crate::domain::{GrantType, Scope};
@@ -31,21 +31,16 @@ pub struct Approved {
 /// `GET /oauth/authorize`
 pub async fn authorize_get(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     query: Result<QueryParams, OAuthError>,
 ) -> Result<Response, AuthorizeError> {
     let QueryParams(params) = query.map_err(AuthorizeError::NoRedirect)?;
     let request = validate(&state, &params)?;
-    if !state.config.demo_mode {
-        let page = crate::pages::message_page(
-            "Sign-in is not available",
-            "This server runs with DEMO_MODE=false, and sign-in with user accounts is not \
-             available yet: only demo mode can approve authorization requests.",
-        );
-        let mut response = (StatusCode::FORBIDDEN, Html(page)).into_response();
-        crate::pages::harden(response.headers_mut());
-        return Ok(response);
+    if state.config.demo_mode {
+        return approve(&state, request, DEMO_SUBJECT);
     }
-    approve(&state, request, DEMO_SUBJECT)
+    crate::signin::authorize_interactive(&state, &headers, request, uri.query().unwrap_or(""))
 }
 
 /// An error after the redirect URI is trusted is reported by redirect.

@@ -24,6 +24,7 @@ pub mod params;
 pub mod pkce;
 pub mod register;
 pub mod revoke;
+pub mod signin;
 pub mod state;
 pub mod store;
 pub mod token;
@@ -55,6 +56,8 @@ pub fn app(state: AppState) -> Router {
         .route(paths::HEALTH, get(metadata::health_get))
         .route(paths::REGISTER, post(register::register_post))
         .route(paths::AUTHORIZE, get(authorize::authorize_get))
+        .route(paths::SIGN_IN, post(signin::sign_in_post))
+        .route(paths::CONSENT, post(signin::consent_post))
         .route(paths::TOKEN, post(token::token_post))
         .route(paths::REVOKE, post(revoke::revoke_post))
         .route(paths::INTROSPECT, post(introspect::introspect_post))
@@ -129,7 +132,8 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let result = axum::serve(listener, app(state))
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     stop_sweeper.cancel();

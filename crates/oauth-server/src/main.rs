@@ -4,6 +4,9 @@ use shared_config::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("hash-password") {
+        return oauth_server::signin::hash_password_command();
+    }
     dotenvy::dotenv().ok();
     shared_config::telemetry::init();
     let config = Config::from_env()?;

@@ -54,6 +54,90 @@ pub fn message_page(title: &str, message: &str) -> String {
     )
 }
 
+const FORM_STYLE: &str = "<style>label{display:block;margin:.8rem 0 .2rem}input[type=text],\
+input[type=password]{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;border:1px solid #b8c0cc;\
+border-radius:6px}button{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #2b59c3;\
+margin:.8rem .4rem 0 0;cursor:pointer}.primary{background:#2b59c3;color:#fff}.secondary{background:#fff;\
+color:#2b59c3}.host{font-size:1.15rem;font-weight:700;background:#fff6d6;padding:.15rem .4rem;border-radius:4px}\
+.error{color:#a4161a;font-weight:600}ul{padding-left:1.2rem}</style>";
+
+/// The sign-in page of an authorization request.
+pub fn sign_in(
+    client_name: &str,
+    redirect_host: &str,
+    request: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    page(
+        "Sign in",
+        &format!(
+            "{FORM_STYLE}<h1>Sign in</h1><p><strong>{client}</strong> asks to use your account. \
+             After you sign in and approve, you will be sent to <span class=\"host\">{host}</span>.</p>{error}\
+             <form method=\"post\" action=\"{action}\">\
+             <input type=\"hidden\" name=\"request\" value=\"{request}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"username\">Username</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
+             <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\" class=\"primary\">Sign in</button></form>",
+            client = escape(client_name),
+            host = escape(redirect_host),
+            action = shared_config::paths::SIGN_IN,
+            request = escape(request),
+            csrf = escape(csrf),
+        ),
+    )
+}
+
+/// What a scope lets a client do, in plain words.
+fn scope_words(scope: crate::domain::Scope) -> String {
+    scope
+        .names()
+        .map(|s| match s {
+            "read" => "<li>See your profile and your data items</li>",
+            "write" => "<li>Create, change and delete your data items</li>",
+            _ => "",
+        })
+        .collect()
+}
+
+/// The consent page: who asks, where the answer goes, what for, and on which resource.
+pub fn consent(
+    user: &str,
+    client_name: &str,
+    redirect_host: &str,
+    scope: crate::domain::Scope,
+    resource: &str,
+    request: &str,
+    csrf: &str,
+) -> String {
+    page(
+        "Allow access?",
+        &format!(
+            "{FORM_STYLE}<h1>Allow access?</h1><p>Signed in as <strong>{user}</strong>.</p>\
+             <p><strong>{client}</strong> will receive access through \
+             <span class=\"host\">{host}</span>. Approve only if you trust that address.</p>\
+             <p>It asks to:</p><ul>{scopes}</ul><p>on <code>{resource}</code>.</p>\
+             <form method=\"post\" action=\"{action}\">\
+             <input type=\"hidden\" name=\"request\" value=\"{request}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\" name=\"decision\" value=\"approve\" class=\"primary\">Approve</button>\
+             <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button></form>",
+            user = escape(user),
+            client = escape(client_name),
+            host = escape(redirect_host),
+            scopes = scope_words(scope),
+            resource = escape(resource),
+            action = shared_config::paths::CONSENT,
+            request = escape(request),
+            csrf = escape(csrf),
+        ),
+    )
+}
+
 /// Headers of every HTML page: no framing, no outside content, no caching.
 pub fn harden(headers: &mut HeaderMap) {
     headers.insert(

@@ -68,13 +68,28 @@ pub struct AppState {
     pub metadata: Bytes,
     /// The JWKS document, serialized once.
     pub jwks: Bytes,
+    /// The people who may sign in (DEMO_MODE=false).
+    pub users: Arc<crate::signin::Users>,
+    /// Signs session cookies and CSRF tokens with SECRET_KEY.
+    pub signer: Arc<crate::signin::Signer>,
+    pub throttle: Arc<crate::signin::Throttle>,
+    pub consents: Arc<crate::signin::Consents>,
 }
 
 impl AppState {
     /// Loads or generates the signing keys and creates empty in-memory stores.
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let keys = KeySet::load(&config)?;
-        Ok(Self::with_parts(config, keys, Arc::new(SystemClock)))
+        let users = match &config.users_file {
+            Some(path) => crate::signin::Users::load(path)?,
+            None => crate::signin::Users::empty(),
+        };
+        if !config.demo_mode && users.is_empty() {
+            tracing::warn!("DEMO_MODE=false and no USERS_FILE: nobody can sign in");
+        }
+        let mut state = Self::with_parts(config, keys, Arc::new(SystemClock));
+        state.users = Arc::new(users);
+        Ok(state)
     }
 
     /// The state from given keys and clock (tests share one key and move time).
@@ -96,6 +111,10 @@ impl AppState {
             clock,
             metadata,
             jwks,
+            users: Arc::new(crate::signin::Users::empty()),
+            signer: Arc::new(crate::signin::Signer::new(config.secret_key.expose())),
+            throttle: Default::default(),
+            consents: Default::default(),
             config: Arc::new(config),
         };
         if state.config.demo_mode {
@@ -134,6 +153,7 @@ impl AppState {
         let refresh = self.refresh_tokens.sweep(now);
         let revoked = self.revocations.sweep(now);
         let clients = self.clients.sweep(idle_before);
+        self.throttle.sweep();
         if codes + refresh + revoked + clients > 0 {
             tracing::debug!(codes, refresh, revoked, clients, "swept expired entries");
         }

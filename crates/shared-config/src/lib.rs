@@ -31,6 +31,10 @@ pub mod paths {
     pub const TOKEN: &str = "/oauth/token";
     /// RFC 7591 dynamic client registration.
     pub const REGISTER: &str = "/oauth/register";
+    /// The sign-in form posts here.
+    pub const SIGN_IN: &str = "/oauth/signin";
+    /// The consent form posts here.
+    pub const CONSENT: &str = "/oauth/consent";
     /// RFC 7009 token revocation.
     pub const REVOKE: &str = "/oauth/revoke";
     /// RFC 7662 token introspection.
@@ -139,6 +143,9 @@ pub struct Config {
     /// SIGNING_ALG (RS256): the algorithm of a generated key, RS256 or ES256 (about six times the
     /// token throughput of RS256). A key file decides for itself.
     pub signing_alg: String,
+    /// USERS_FILE: the people who may sign in when DEMO_MODE=false: a JSON array of
+    /// `{"username", "name", "email", "password_hash"}` (argon2 PHC strings).
+    pub users_file: Option<PathBuf>,
     /// RETIRED_SIGNING_KEY_FILES: comma-separated PKCS#8 PEM keys that no longer sign but stay in
     /// the JWKS, so that tokens they signed keep verifying until they expire.
     pub retired_signing_key_files: Vec<PathBuf>,
@@ -250,6 +257,7 @@ impl Config {
                 30 * 24 * 3600,
             )?,
             signing_key_file: get("SIGNING_KEY_FILE").map(PathBuf::from),
+            users_file: get("USERS_FILE").map(PathBuf::from),
             signing_alg: match get("SIGNING_ALG").as_deref() {
                 None | Some("RS256") => "RS256".to_owned(),
                 Some("ES256") => "ES256".to_owned(),

@@ -279,34 +279,3 @@ async fn a_request_repeating_a_parameter_is_refused() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(!res.headers().contains_key("location"));
 }
-
-#[tokio::test]
-async fn without_demo_mode_the_server_says_only_demo_mode_can_approve() {
-    let app = spawn_with(|c| c.demo_mode = false).await;
-    let res = app
-        .register(
-            serde_json::json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
-        )
-        .await;
-    let id = res.json::<serde_json::Value>().await.unwrap()["client_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let challenge = challenge_for(VERIFIER);
-    let res = app
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &id),
-            ("redirect_uri", REDIRECT),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ])
-        .await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert!(
-        res.text()
-            .await
-            .unwrap()
-            .contains("only demo mode can approve")
-    );
-}

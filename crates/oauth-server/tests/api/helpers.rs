@@ -43,7 +43,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
+/// The password of the test user `alice` (sign-in tests).
+pub const ALICE_PASSWORD: &str = "correct horse battery";
+
+fn alice_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| oauth_server::signin::hash_password(ALICE_PASSWORD).unwrap())
+}
+
+/// A server outside demo mode, with the user alice.
+pub async fn spawn_signin() -> TestApp {
+    spawn_inner(|c| c.demo_mode = false, true).await
+}
+
 pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_inner(adjust, false).await
+}
+
+async fn spawn_inner(adjust: impl FnOnce(&mut Config), with_alice: bool) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut config = Config::demo_defaults();
@@ -56,7 +73,17 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         config.issuer.clone(),
     );
     let clock = Arc::new(ManualClock::new(1_800_000_000));
-    let state = AppState::with_parts(config, keys, clock.clone());
+    let mut state = AppState::with_parts(config, keys, clock.clone());
+    if with_alice {
+        state.users = Arc::new(oauth_server::signin::Users::from_list(vec![
+            oauth_server::signin::User {
+                username: "alice".into(),
+                name: "Alice Example".into(),
+                email: "alice@example.com".into(),
+                password_hash: alice_hash().to_owned(),
+            },
+        ]));
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(oauth_server::serve(
         listener,

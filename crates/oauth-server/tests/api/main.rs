@@ -8,4 +8,5 @@ mod discovery;
 mod helpers;
 mod register;
 mod revoke_introspect;
+mod signin;
 mod token;

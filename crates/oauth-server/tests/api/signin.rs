@@ -1,0 +1,324 @@
+//! Sign-in and consent outside demo mode.
+
+use oauth_server::pkce::challenge_for;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The value of a hidden form field.
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end]
+        .replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+}
+
+/// `name=value` of a Set-Cookie header with that name.
+fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+struct Flow {
+    app: TestApp,
+    client: Registered,
+}
+
+impl Flow {
+    async fn new() -> Self {
+        let app = spawn_signin().await;
+        let res = app
+            .register(json!({"client_name": "Note Taker", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+            .await;
+        let id = res.json::<serde_json::Value>().await.unwrap()["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Self {
+            app,
+            client: Registered { id, secret: None },
+        }
+    }
+
+    fn query(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("response_type", "code".into()),
+            ("client_id", self.client.id.clone()),
+            ("redirect_uri", REDIRECT.into()),
+            ("code_challenge", challenge_for(VERIFIER)),
+            ("code_challenge_method", "S256".into()),
+            ("scope", "read write".into()),
+            ("state", "s-42".into()),
+        ]
+    }
+
+    async fn authorize(&self, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .app
+            .http
+            .get(self.app.url("/oauth/authorize"))
+            .query(&self.query());
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .app
+            .http
+            .post(self.app.url(path))
+            .header("cookie", cookie)
+            .form(form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Signs alice in; returns the session cookie.
+    async fn sign_in(&self) -> String {
+        let page = self.authorize(None).await;
+        let csrf_cookie = cookie_pair(&set_cookie(&page, "oauth_csrf").unwrap());
+        let html = page.text().await.unwrap();
+        let res = self
+            .post(
+                "/oauth/signin",
+                &csrf_cookie,
+                &[
+                    ("request", &field(&html, "request")),
+                    ("csrf", &field(&html, "csrf")),
+                    ("username", "alice"),
+                    ("password", ALICE_PASSWORD),
+                ],
+                Some(&self.app.base),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert!(
+            res.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/oauth/authorize?")
+        );
+        let session = set_cookie(&res, "oauth_session").expect("a session cookie");
+        assert!(
+            session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+            "{session}"
+        );
+        cookie_pair(&session)
+    }
+}
+
+#[tokio::test]
+async fn the_sign_in_page_names_the_client_and_cannot_be_framed() {
+    let flow = Flow::new().await;
+    let res = flow.authorize(None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Note Taker") && html.contains("127.0.0.1:8080"),
+        "client name and redirect host"
+    );
+    assert!(!html.contains("<script"), "no script");
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
+    let flow = Flow::new().await;
+    let page = flow.authorize(None).await;
+    let csrf_cookie = cookie_pair(&set_cookie(&page, "oauth_csrf").unwrap());
+    let html = page.text().await.unwrap();
+    let (request, csrf) = (field(&html, "request"), field(&html, "csrf"));
+    let mut answers = Vec::new();
+    for (user, password) in [("alice", "wrong password"), ("mallory", ALICE_PASSWORD)] {
+        let res = flow
+            .post(
+                "/oauth/signin",
+                &csrf_cookie,
+                &[
+                    ("request", &request),
+                    ("csrf", &csrf),
+                    ("username", user),
+                    ("password", password),
+                ],
+                None,
+            )
+            .await;
+        assert!(set_cookie(&res, "oauth_session").is_none());
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        answers.push((status, body.contains("Wrong username or password.")));
+    }
+    assert_eq!(
+        answers,
+        vec![
+            (StatusCode::UNAUTHORIZED, true),
+            (StatusCode::UNAUTHORIZED, true)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn forged_form_posts_are_refused() {
+    let flow = Flow::new().await;
+    let page = flow.authorize(None).await;
+    let csrf_cookie = cookie_pair(&set_cookie(&page, "oauth_csrf").unwrap());
+    let html = page.text().await.unwrap();
+    let request = field(&html, "request");
+    let good_csrf = field(&html, "csrf");
+    let login = |csrf: &str| {
+        [
+            ("request", request.clone()),
+            ("csrf", csrf.to_owned()),
+            ("username", "alice".into()),
+            ("password", ALICE_PASSWORD.into()),
+        ]
+    };
+    let res = flow
+        .post(
+            "/oauth/signin",
+            &csrf_cookie,
+            &login("forged").each_ref().map(|(k, v)| (*k, v.as_str())),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "wrong CSRF token");
+    let res = flow
+        .post(
+            "/oauth/signin",
+            "",
+            &login(&good_csrf).each_ref().map(|(k, v)| (*k, v.as_str())),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no CSRF cookie");
+    let res = flow
+        .post(
+            "/oauth/signin",
+            &csrf_cookie,
+            &login(&good_csrf).each_ref().map(|(k, v)| (*k, v.as_str())),
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "cross-site Origin");
+
+    let session = flow.sign_in().await;
+    let consent = flow.authorize(Some(&session)).await.text().await.unwrap();
+    let decision = [
+        ("request", field(&consent, "request")),
+        ("csrf", "forged".to_owned()),
+        ("decision", "approve".into()),
+    ];
+    let form: Vec<(&str, &str)> = decision.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = flow.post("/oauth/consent", &session, &form, None).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "CSRF on the consent form"
+    );
+    let form = [
+        ("request", field(&consent, "request")),
+        ("csrf", field(&consent, "csrf")),
+        ("decision", "approve".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = flow
+        .post(
+            "/oauth/consent",
+            &session,
+            &form,
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "cross-site consent");
+    let res = flow.post("/oauth/consent", "", &form, None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no session");
+}
+
+#[tokio::test]
+async fn sign_in_then_approve_issues_a_code_for_the_user_and_is_remembered() {
+    let flow = Flow::new().await;
+    let session = flow.sign_in().await;
+    let res = flow.authorize(Some(&session)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let consent = res.text().await.unwrap();
+    assert!(consent.contains("Note Taker") && consent.contains("127.0.0.1:8080"));
+    assert!(consent.contains("See your profile and your data items"));
+    assert!(consent.contains("Create, change and delete your data items"));
+    assert!(consent.contains("http://127.0.0.1:5001"), "the resource");
+    let form = [
+        ("request", field(&consent, "request")),
+        ("csrf", field(&consent, "csrf")),
+        ("decision", "approve".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = flow
+        .post("/oauth/consent", &session, &form, Some(&flow.app.base))
+        .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let params = location_params(&res);
+    assert_eq!(params["state"], "s-42");
+    assert_eq!(params["iss"], flow.app.base);
+    let (status, tokens) = json_of(flow.app.exchange(&flow.client, &params["code"]).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims: serde_json::Value =
+        jsonwebtoken::dangerous::insecure_decode_claims(access).unwrap();
+    assert_eq!(claims["sub"], "alice", "the token is the signed-in user's");
+
+    // The same client and scopes: not asked again.
+    let res = flow.authorize(Some(&session)).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert!(location_params(&res).contains_key("code"));
+}
+
+#[tokio::test]
+async fn deny_sends_access_denied_back() {
+    let flow = Flow::new().await;
+    let session = flow.sign_in().await;
+    let consent = flow.authorize(Some(&session)).await.text().await.unwrap();
+    let form = [
+        ("request", field(&consent, "request")),
+        ("csrf", field(&consent, "csrf")),
+        ("decision", "deny".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = flow.post("/oauth/consent", &session, &form, None).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let params = location_params(&res);
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["state"], "s-42");
+    assert!(!params.contains_key("code"));
+}
