@@ -9,7 +9,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 
-# Real clients against the real servers, on ports of their own.
+# Real clients against the real servers, on ports of their own: first in demo mode, then with
+# sign-in and consent (DEMO_MODE=false), where headless Chromium fills the forms.
 OAUTH_PORT=${CHECK_OAUTH_PORT:-15000}
 MCP_PORT=${CHECK_MCP_PORT:-15001}
 cargo build --quiet --bins --examples
@@ -32,5 +33,28 @@ done
 "$TARGET/debug/examples/oauth_flow" "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; status=1; }
 if [ $status -ne 0 ]; then
   echo "--- server log ---"; tail -n 50 "$log"
+fi
+kill $server 2>/dev/null || true; wait $server 2>/dev/null || true
+
+# Sign-in mode: a users file made with `oauth-server hash-password`, a random SECRET_KEY.
+users=$(mktemp); signin_log=$(mktemp)
+password="check-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+hash=$(printf '%s\n' "$password" | "$TARGET/debug/oauth-server" hash-password)
+printf '[{"username":"alice","name":"Alice Example","email":"alice@example.com","password_hash":"%s"}]\n' "$hash" >"$users"
+DEMO_MODE=false USERS_FILE=$users SECRET_KEY=$(head -c 48 /dev/urandom | base64) \
+OAUTH_SERVER_PORT=$OAUTH_PORT OAUTH_ISSUER=http://127.0.0.1:$OAUTH_PORT \
+MCP_SERVER_PORT=$MCP_PORT MCP_SERVER_URL=http://127.0.0.1:$MCP_PORT \
+  "$TARGET/debug/mcp-oauth" >"$signin_log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$MCP_PORT/health" >/dev/null && curl -sf "http://127.0.0.1:$OAUTH_PORT/health" >/dev/null && break
+  sleep 0.2
+done
+node clients/ts/signin.mjs "http://127.0.0.1:$OAUTH_PORT" alice "$password" || status=1
+for transport in streamable sse; do
+  SIGNIN_USER=alice SIGNIN_PASSWORD=$password node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
+done
+if [ $status -ne 0 ]; then
+  echo "--- server log (sign-in mode) ---"; tail -n 50 "$signin_log"
 fi
 exit $status

@@ -3,10 +3,13 @@
 // URL is followed headlessly; demo mode approves at once), and calls every tool.
 //
 // usage: node flow.mjs [MCP_URL] [streamable|sse]
+// With SIGNIN_USER and SIGNIN_PASSWORD set (DEMO_MODE=false), the authorization URL is opened in
+// headless Chromium, which fills the sign-in and consent forms.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { authorizeInBrowser } from "./browser.mjs";
 
 const mcpUrl = process.argv[2] ?? "http://127.0.0.1:5001/mcp/v1";
 const mode = process.argv[3] ?? "streamable";
@@ -59,6 +62,12 @@ class HeadlessProvider {
     return this.verifier;
   }
   async redirectToAuthorization(url) {
+    if (process.env.SIGNIN_USER) {
+      const back = await authorizeInBrowser(url.href, { username: process.env.SIGNIN_USER, password: process.env.SIGNIN_PASSWORD ?? "" });
+      this.code = back.searchParams.get("code");
+      this.iss = back.searchParams.get("iss");
+      return;
+    }
     const res = await fetch(url, { redirect: "manual" });
     const location = res.headers.get("location");
     if (!location) throw new Error(`authorization was not approved: HTTP ${res.status} ${await res.text()}`);
@@ -69,32 +78,46 @@ class HeadlessProvider {
   }
 }
 
-async function connect(provider) {
-  const transport =
-    mode === "sse"
-      ? new SSEClientTransport(new URL(`${mcpUrl.replace(/\/$/, "")}/sse`), { authProvider: provider })
-      : new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+function newTransport(provider) {
+  return mode === "sse"
+    ? new SSEClientTransport(new URL(`${mcpUrl.replace(/\/$/, "")}/sse`), { authProvider: provider })
+    : new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+}
+
+/** Connects on `transport`; the transport is kept by the caller, as a client app keeps it to finish authorization. */
+async function connect(transport) {
   const client = new Client({ name: `ts-sdk-${mode}`, version: "1.0.0" });
   await client.connect(transport);
-  return { client, transport };
+  return client;
 }
 
 async function main() {
   const provider = new HeadlessProvider();
-  let { client, transport } = await connect(provider);
-  check("connects and initializes without a token", true);
-
-  const tools = await client.listTools();
-  const names = tools.tools.map((t) => t.name).sort();
-  check("lists the six tools", names.length === 6, names.join(","));
-
+  const signin = Boolean(process.env.SIGNIN_USER);
+  let transport = newTransport(provider);
+  let client;
   let challenged = false;
   try {
-    await client.callTool({ name: "get_data", arguments: {} });
+    client = await connect(transport);
+    check("connects and initializes without a token", !signin, "auth should be required in sign-in mode");
   } catch (e) {
-    challenged = e instanceof UnauthorizedError || /unauthorized/i.test(String(e));
+    // With MCP_AUTH_REQUIRED (the default outside demo mode) even initialize is challenged.
+    if (!(e instanceof UnauthorizedError) && !/unauthorized/i.test(String(e))) throw e;
+    challenged = true;
+    check("initialize without a token is challenged (401)", signin);
   }
-  check("a protected tool without a token is challenged (401)", challenged);
+
+  if (!challenged) {
+    const tools = await client.listTools();
+    const names = tools.tools.map((t) => t.name).sort();
+    check("lists the six tools", names.length === 6, names.join(","));
+    try {
+      await client.callTool({ name: "get_data", arguments: {} });
+    } catch (e) {
+      challenged = e instanceof UnauthorizedError || /unauthorized/i.test(String(e));
+    }
+    check("a protected tool without a token is challenged (401)", challenged);
+  }
   check("the client registered itself dynamically", Boolean(provider.info?.client_id));
   check("the authorization URL was followed and gave a code", Boolean(provider.code));
   check("the authorization response carried iss (RFC 9207)", Boolean(provider.iss));
@@ -103,14 +126,16 @@ async function main() {
   check("the code was exchanged for tokens", Boolean(provider.savedTokens?.access_token));
   check("a refresh token came with them", Boolean(provider.savedTokens?.refresh_token));
 
-  if (mode === "sse") {
-    // The SSE transport reconnects with the token.
-    await client.close();
-    ({ client, transport } = await connect(provider));
+  if (mode === "sse" || !client) {
+    // Connect again, now with the token (an SSE stream, or an initialize that was refused).
+    await client?.close();
+    transport = newTransport(provider);
+    client = await connect(transport);
   }
+  const expectedSub = process.env.SIGNIN_USER ?? "demo_user";
 
   const profile = await client.callTool({ name: "get_user_profile", arguments: {} });
-  check("get_user_profile", profile.structuredContent?.sub === "demo_user", JSON.stringify(profile));
+  check("get_user_profile", profile.structuredContent?.sub === expectedSub, JSON.stringify(profile));
 
   const created = await client.callTool({ name: "create_data", arguments: { name: "Test", value: 100 } });
   const id = created.structuredContent?.id;
@@ -126,7 +151,11 @@ async function main() {
   check("delete_data", deleted.structuredContent?.item_id === id, JSON.stringify(deleted));
 
   const auth = await client.callTool({ name: "oauth_authenticate", arguments: {} });
-  check("oauth_authenticate", auth.structuredContent?.authenticated === true, JSON.stringify(auth));
+  if (signin) {
+    check("oauth_authenticate outside demo mode says how to authorize", auth.isError === true, JSON.stringify(auth));
+  } else {
+    check("oauth_authenticate", auth.structuredContent?.authenticated === true, JSON.stringify(auth));
+  }
 
   const bad = await client.callTool({ name: "create_data", arguments: { name: "x", value: 1, extra: true } });
   check("bad arguments give an isError result", bad.isError === true, JSON.stringify(bad));
@@ -148,6 +177,6 @@ main()
     console.log(`FAIL the flow stopped: ${e?.stack ?? e}`);
   })
   .finally(() => {
-    console.log(`TypeScript SDK client (${mode}): ${passes} passed, ${failures} failed`);
+    console.log(`TypeScript SDK client (${mode}${process.env.SIGNIN_USER ? ", sign-in" : ""}): ${passes} passed, ${failures} failed`);
     process.exit(failures === 0 ? 0 : 1);
   });

@@ -138,7 +138,9 @@ pub fn consent(
     )
 }
 
-/// Headers of every HTML page: no framing, no outside content, no caching.
+/// Headers of every HTML page: no framing, no outside content, no caching. The referrer policy
+/// is `same-origin`, not `no-referrer`: with `no-referrer` browsers send `Origin: null` on the
+/// pages' own form posts, which the cross-site check must refuse.
 pub fn harden(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -153,7 +155,7 @@ pub fn harden(headers: &mut HeaderMap) {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
