@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let early_exit = tokio::select! {
-        _ = shutdown_signal() => { tracing::info!("shutting down"); None }
+        _ = shared_config::signals::shutdown_signal() => { tracing::info!("shutting down"); None }
         r = &mut oauth => Some(("OAuth server", r)),
         r = &mut mcp => Some(("MCP server", r)),
     };
@@ -55,18 +55,4 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

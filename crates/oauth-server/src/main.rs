@@ -14,20 +14,6 @@ async fn main() -> anyhow::Result<()> {
     let state = oauth_server::AppState::new(config)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(address = %listener.local_addr()?, issuer = %state.config.issuer, "OAuth server listening");
-    oauth_server::serve(listener, state, shutdown_signal()).await?;
+    oauth_server::serve(listener, state, shared_config::signals::shutdown_signal()).await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use url::Url;
 
+pub mod signals;
 pub mod telemetry;
 
 /// Every HTTP path either service serves, in one place.
