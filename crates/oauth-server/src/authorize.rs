@@ -36,6 +36,13 @@ pub async fn authorize_get(
     query: Result<QueryParams, OAuthError>,
 ) -> Result<Response, AuthorizeError> {
     let QueryParams(params) = query.map_err(AuthorizeError::NoRedirect)?;
+    if let Some(id) = params.get("client_id") {
+        state.ensure_client(id).await.map_err(|e| {
+            AuthorizeError::NoRedirect(OAuthError::invalid_request(format!(
+                "the client's metadata document was refused: {e}"
+            )))
+        })?;
+    }
     let request = validate(&state, &params)?;
     if state.config.demo_mode {
         return approve(&state, request, DEMO_SUBJECT);
@@ -104,7 +111,7 @@ pub fn found(location: &str) -> Response {
 pub fn validate(state: &AppState, params: &Params) -> Result<Approved, AuthorizeError> {
     let no_redirect = |e: OAuthError| AuthorizeError::NoRedirect(e);
     let client_id = params.require("client_id").map_err(no_redirect)?;
-    let client = state.clients.get(client_id).ok_or_else(|| {
+    let client = state.client(client_id).ok_or_else(|| {
         no_redirect(OAuthError::invalid_request(format!(
             "unknown client_id: {client_id}"
         )))

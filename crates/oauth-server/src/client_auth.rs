@@ -101,7 +101,7 @@ pub fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Ar
         e.basic_challenge = presented.via_basic;
         e
     };
-    let Some(client) = state.clients.get(&presented.client_id) else {
+    let Some(client) = state.client(&presented.client_id) else {
         return Err(fail("unknown client"));
     };
     match (&presented.secret, client.is_confidential()) {

@@ -20,6 +20,11 @@ pub async fn introspect_post(
     FormParams(params): FormParams,
 ) -> Result<Response> {
     let presented = client_auth::presented(&headers, &params)?;
+    if let Some(p) = &presented {
+        state.ensure_client(&p.client_id).await.map_err(|e| {
+            OAuthError::invalid_client(format!("the client's metadata document was refused: {e}"))
+        })?;
+    }
     let client = client_auth::authenticate(&state, presented)?;
     if !client.is_confidential() {
         return Err(OAuthError::invalid_client(

@@ -13,6 +13,7 @@
 //! - Pure parts: `domain` (scopes, redirect URIs, resources), `pkce`, `params`, `client_auth`.
 
 pub mod authorize;
+pub mod cimd;
 pub mod client_auth;
 pub mod domain;
 pub mod error;

@@ -31,6 +31,7 @@ pub fn document(config: &Config, endpoints: &Endpoints, signing_algs: &[&str]) -
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
         "access_token_signing_alg_values_supported": signing_algs,
     })
 }

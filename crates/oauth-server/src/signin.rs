@@ -335,11 +335,7 @@ fn sign_in_page(
 ) -> Response {
     let nonce = random_token();
     let csrf = state.signer.csrf_token(&nonce);
-    let client = state.clients.get(&request.client_id);
-    let name = client
-        .as_ref()
-        .and_then(|c| c.name.clone())
-        .unwrap_or_else(|| request.client_id.clone());
+    let name = display_name(state, &request.client_id);
     let html = pages::sign_in(
         &name,
         &redirect_host(&request.redirect_uri),
@@ -354,6 +350,22 @@ fn sign_in_page(
         &form_targets(&request.redirect_uri),
         vec![cookie],
     )
+}
+
+/// The client's name; for a client described by a metadata document, with the host that
+/// publishes it (MCP 2025-11-25: the consent page shows where the document comes from).
+fn display_name(state: &AppState, client_id: &str) -> String {
+    let name = state
+        .client(client_id)
+        .and_then(|c| c.name.clone())
+        .unwrap_or_else(|| client_id.to_owned());
+    match url::Url::parse(client_id)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    {
+        Some(host) => format!("{name} (described by {host})"),
+        None => name,
+    }
 }
 
 fn redirect_host(uri: &str) -> String {
@@ -385,11 +397,7 @@ pub fn authorize_interactive(
     {
         return authorize::approve(state, request, &session.u);
     }
-    let client = state.clients.get(&request.client_id);
-    let name = client
-        .as_ref()
-        .and_then(|c| c.name.clone())
-        .unwrap_or_else(|| request.client_id.clone());
+    let name = display_name(state, &request.client_id);
     let user = state
         .users
         .get(&session.u)

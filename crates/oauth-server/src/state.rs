@@ -74,6 +74,8 @@ pub struct AppState {
     pub signer: Arc<crate::signin::Signer>,
     pub throttle: Arc<crate::signin::Throttle>,
     pub consents: Arc<crate::signin::Consents>,
+    /// Client ID Metadata Documents fetched so far.
+    pub cimd: Arc<crate::cimd::Cimd>,
 }
 
 impl AppState {
@@ -115,6 +117,7 @@ impl AppState {
             signer: Arc::new(crate::signin::Signer::new(config.secret_key.expose())),
             throttle: Default::default(),
             consents: Default::default(),
+            cimd: Arc::new(crate::cimd::Cimd::new(config.cimd_allow_loopback)),
             config: Arc::new(config),
         };
         if state.config.demo_mode {
@@ -143,6 +146,22 @@ impl AppState {
         self.clients
             .insert(client)
             .expect("an empty store has room for the demo client");
+    }
+
+    /// A client: registered, or described by a metadata document already fetched.
+    pub fn client(&self, id: &str) -> Option<Arc<Client>> {
+        self.clients.get(id).or_else(|| self.cimd.cached(id))
+    }
+
+    /// Fetches the metadata document of a URL client_id when no fresh copy is cached; other
+    /// client ids are left to the store. The error says why a document was refused.
+    pub async fn ensure_client(&self, id: &str) -> Result<(), String> {
+        if self.clients.get(id).is_none()
+            && crate::cimd::is_document_url(id, self.cimd.allows_loopback())
+        {
+            self.cimd.ensure(id, self.clock.now()).await?;
+        }
+        Ok(())
     }
 
     /// Removes every expired code, token, revocation and idle registration.

@@ -144,6 +144,9 @@ pub struct Config {
     /// SIGNING_ALG (RS256): the algorithm of a generated key, RS256 or ES256 (about six times the
     /// token throughput of RS256). A key file decides for itself.
     pub signing_alg: String,
+    /// CIMD_ALLOW_LOOPBACK (false): a test setting that lets Client ID Metadata Documents be
+    /// fetched over plain http from loopback addresses. Never for production.
+    pub cimd_allow_loopback: bool,
     /// USERS_FILE: the people who may sign in when DEMO_MODE=false: a JSON array of
     /// `{"username", "name", "email", "password_hash"}` (argon2 PHC strings).
     pub users_file: Option<PathBuf>,
@@ -259,6 +262,11 @@ impl Config {
             )?,
             signing_key_file: get("SIGNING_KEY_FILE").map(PathBuf::from),
             users_file: get("USERS_FILE").map(PathBuf::from),
+            cimd_allow_loopback: parse_bool(
+                "CIMD_ALLOW_LOOPBACK",
+                get("CIMD_ALLOW_LOOPBACK"),
+                false,
+            )?,
             signing_alg: match get("SIGNING_ALG").as_deref() {
                 None | Some("RS256") => "RS256".to_owned(),
                 Some("ES256") => "ES256".to_owned(),

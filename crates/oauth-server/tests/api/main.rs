@@ -4,6 +4,7 @@
 #![allow(clippy::type_complexity)]
 
 mod authorize;
+mod cimd;
 mod discovery;
 mod helpers;
 mod register;
