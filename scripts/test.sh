@@ -16,6 +16,9 @@ MCP_PORT=${CHECK_MCP_PORT:-15001}
 cargo build --quiet --bins --examples
 TARGET=${CARGO_TARGET_DIR:-target}
 (cd clients/ts && npm ci --no-audit --no-fund --silent)
+venv=${TARGET}/pyenv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r clients/python/requirements.txt
 log=$(mktemp)
 OAUTH_SERVER_PORT=$OAUTH_PORT OAUTH_ISSUER=http://127.0.0.1:$OAUTH_PORT \
 MCP_SERVER_PORT=$MCP_PORT MCP_SERVER_URL=http://127.0.0.1:$MCP_PORT \
@@ -30,6 +33,7 @@ status=0
 for transport in streamable sse; do
   node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
+"$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" || status=1
 "$TARGET/debug/examples/oauth_flow" "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; status=1; }
 if [ $status -ne 0 ]; then
   echo "--- server log ---"; tail -n 50 "$log"
@@ -54,6 +58,7 @@ node clients/ts/signin.mjs "http://127.0.0.1:$OAUTH_PORT" alice "$password" || s
 for transport in streamable sse; do
   SIGNIN_USER=alice SIGNIN_PASSWORD=$password node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
+SIGNIN_USER=alice SIGNIN_PASSWORD=$password "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" || status=1
 if [ $status -ne 0 ]; then
   echo "--- server log (sign-in mode) ---"; tail -n 50 "$signin_log"
 fi
