@@ -34,6 +34,10 @@ for transport in streamable sse; do
   node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
 "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" || status=1
+clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" || status=1
+token=$(curl -sf -X POST "http://127.0.0.1:$MCP_PORT/mcp/v1/tools/call" -H 'content-type: application/json' \
+  -d '{"name":"oauth_authenticate","arguments":{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["access_token"])')
+clients/conformance/inspector.sh "http://127.0.0.1:$MCP_PORT/mcp/v1" "$token" || status=1
 "$TARGET/debug/examples/oauth_flow" "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; status=1; }
 if [ $status -ne 0 ]; then
   echo "--- server log ---"; tail -n 50 "$log"
