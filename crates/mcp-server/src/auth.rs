@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
-use url::{Host, Url};
+use url::Url;
 
 /// The scopes a caller holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -325,12 +325,6 @@ impl TokenVerifier {
         Ok(principal)
     }
 
-    /// Forgets a verified token (when it is known to be revoked).
-    pub fn forget(&self, token: &str) {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.verified.remove(&key);
-    }
-
     /// Verifies a JWT access token: RS256 only, typ at+jwt, iss, exp/nbf with 30 s leeway, and
     /// an audience naming this server.
     async fn verify_jwt(&self, token: &str) -> Result<Principal, BearerError> {
@@ -401,31 +395,10 @@ impl TokenVerifier {
     }
 }
 
-fn is_loopback(host: Option<Host<&str>>) -> bool {
-    match host {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 /// Whether an audience names `resource` (this server) or a URL under it; loopback names count
 /// as one host.
 pub fn audience_names(aud: &str, resource: &Url) -> bool {
-    let Ok(aud) = Url::parse(aud) else {
-        return false;
-    };
-    if aud.scheme() != resource.scheme()
-        || aud.port_or_known_default() != resource.port_or_known_default()
-    {
-        return false;
-    }
-    let same_host =
-        aud.host() == resource.host() || (is_loopback(aud.host()) && is_loopback(resource.host()));
-    let base = resource.path().trim_end_matches('/');
-    same_host
-        && (aud.path().trim_end_matches('/') == base || aud.path().starts_with(&format!("{base}/")))
+    Url::parse(aud).is_ok_and(|aud| shared_config::urls::is_under(&aud, resource))
 }
 
 /// The bearer token of a request: from the Authorization header only (RFC 6750 section 2.1;
@@ -461,7 +434,8 @@ pub fn bearer_token<'a>(
 
 /// Whether a Host header value is a loopback name (any port).
 pub fn is_loopback_authority(host: &str) -> bool {
-    Url::parse(&format!("http://{host}")).is_ok_and(|u| is_loopback(u.host()))
+    Url::parse(&format!("http://{host}"))
+        .is_ok_and(|u| shared_config::urls::is_loopback_host(u.host()))
 }
 
 #[cfg(test)]

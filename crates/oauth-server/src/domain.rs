@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use url::{Host, Url};
+use url::Url;
 
 /// A set of the scopes this server knows: `read` and `write`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -130,15 +130,7 @@ impl AuthMethod {
     }
 }
 
-/// Whether a host is a loopback name: `localhost`, `127.0.0.0/8` or `[::1]`.
-pub fn is_loopback_host(host: Option<Host<&str>>) -> bool {
-    match host {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+pub use shared_config::urls::is_loopback_host;
 
 /// A redirect URI a client may register (RFC 7591 section 2, RFC 8252 section 7).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,25 +211,10 @@ impl RedirectUri {
     }
 }
 
-/// Whether `requested` (an RFC 8707 resource) names `base` or a URL under it. Loopback names
-/// count as one host, so that a client told `http://localhost:5001/mcp/v1` may ask for it while
-/// the server is configured as `http://127.0.0.1:5001`.
+/// Whether `requested` (an RFC 8707 resource) names `base` or a URL under it; loopback names
+/// count as one host.
 pub fn resource_is_under(requested: &Url, base: &Url) -> bool {
-    if requested.scheme() != base.scheme()
-        || requested.port_or_known_default() != base.port_or_known_default()
-    {
-        return false;
-    }
-    let same_host = requested.host() == base.host()
-        || (is_loopback_host(requested.host()) && is_loopback_host(base.host()));
-    if !same_host {
-        return false;
-    }
-    let base_path = base.path().trim_end_matches('/');
-    let path = requested.path();
-    path == base_path
-        || path == format!("{base_path}/")
-        || path.starts_with(&format!("{base_path}/"))
+    shared_config::urls::is_under(requested, base)
 }
 
 /// Parses an RFC 8707 resource indicator: an absolute URI without a fragment.

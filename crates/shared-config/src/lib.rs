@@ -19,6 +19,7 @@ use url::Url;
 
 pub mod signals;
 pub mod telemetry;
+pub mod urls;
 
 /// Every HTTP path either service serves, in one place.
 pub mod paths {
