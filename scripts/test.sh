@@ -33,11 +33,20 @@ status=0
 for transport in streamable sse; do
   node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
+AUTH_METHOD=client_secret_post node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" streamable || status=1
 "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" || status=1
 clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" || status=1
 token=$(curl -sf -X POST "http://127.0.0.1:$MCP_PORT/mcp/v1/tools/call" -H 'content-type: application/json' \
   -d '{"name":"oauth_authenticate","arguments":{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["access_token"])')
 clients/conformance/inspector.sh "http://127.0.0.1:$MCP_PORT/mcp/v1" "$token" || status=1
+# Each service's OpenAPI document against what it answers (schemathesis, bounded examples).
+checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+"$venv/bin/st" run "http://127.0.0.1:$OAUTH_PORT/openapi.json" -n 25 --checks $checks >"$log.st1" 2>&1 \
+  && echo "OpenAPI check (oauth-server): $(grep -o '[0-9]* passed' "$log.st1" | tail -1)" \
+  || { echo "FAIL OpenAPI check (oauth-server)"; tail -n 40 "$log.st1"; status=1; }
+"$venv/bin/st" run "http://127.0.0.1:$MCP_PORT/openapi.json" -n 25 -H "Authorization: Bearer $token" --checks $checks >"$log.st2" 2>&1 \
+  && echo "OpenAPI check (mcp-server): $(grep -o '[0-9]* passed' "$log.st2" | tail -1)" \
+  || { echo "FAIL OpenAPI check (mcp-server)"; tail -n 40 "$log.st2"; status=1; }
 "$TARGET/debug/examples/oauth_flow" "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; status=1; }
 if [ $status -ne 0 ]; then
   echo "--- server log ---"; tail -n 50 "$log"

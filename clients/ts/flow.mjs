@@ -40,7 +40,8 @@ class HeadlessProvider {
       redirect_uris: [REDIRECT],
       grant_types: ["authorization_code", "refresh_token"],
       response_types: ["code"],
-      token_endpoint_auth_method: "none",
+      // AUTH_METHOD=client_secret_post makes this a confidential client.
+      token_endpoint_auth_method: process.env.AUTH_METHOD ?? "none",
     };
   }
   clientInformation() {
@@ -119,6 +120,10 @@ async function main() {
     check("a protected tool without a token is challenged (401)", challenged);
   }
   check("the client registered itself dynamically", Boolean(provider.info?.client_id));
+  if (process.env.AUTH_METHOD === "client_secret_post") {
+    check("as a confidential client with a secret (client_secret_post)",
+      Boolean(provider.info?.client_secret) && provider.info?.token_endpoint_auth_method === "client_secret_post");
+  }
   check("the authorization URL was followed and gave a code", Boolean(provider.code));
   check("the authorization response carried iss (RFC 9207)", Boolean(provider.iss));
 
@@ -177,6 +182,7 @@ main()
     console.log(`FAIL the flow stopped: ${e?.stack ?? e}`);
   })
   .finally(() => {
-    console.log(`TypeScript SDK client (${mode}${process.env.SIGNIN_USER ? ", sign-in" : ""}): ${passes} passed, ${failures} failed`);
+    const extra = `${process.env.SIGNIN_USER ? ", sign-in" : ""}${process.env.AUTH_METHOD ? `, ${process.env.AUTH_METHOD}` : ""}`;
+    console.log(`TypeScript SDK client (${mode}${extra}): ${passes} passed, ${failures} failed`);
     process.exit(failures === 0 ? 0 : 1);
   });

@@ -243,3 +243,46 @@ async fn both_services_report_health() {
         assert_eq!(body["status"], "ok");
     }
 }
+
+#[tokio::test]
+async fn each_service_serves_its_openapi_document() {
+    let app = spawn_app().await;
+    for (base, paths) in [
+        (
+            &app.oauth,
+            vec![
+                "/oauth/token",
+                "/oauth/register",
+                "/oauth/authorize",
+                "/oauth/revoke",
+                "/oauth/introspect",
+            ],
+        ),
+        (
+            &app.mcp,
+            vec![
+                "/api/data",
+                "/api/data/{id}",
+                "/api/user/profile",
+                "/.well-known/oauth-protected-resource/mcp/v1",
+            ],
+        ),
+    ] {
+        let doc: Value = app
+            .http
+            .get(format!("{base}/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3.1"),
+            "OpenAPI 3.1"
+        );
+        for path in paths {
+            assert!(doc["paths"][path].is_object(), "{base} documents {path}");
+        }
+    }
+}

@@ -124,14 +124,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
     name: String,
     value: f64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemChange {
     #[serde(default)]
@@ -141,7 +141,12 @@ pub struct ItemChange {
 }
 
 /// `GET /api/user/profile`
-async fn profile_get(
+#[utoipa::path(get, path = paths::API_PROFILE, security(("bearer" = [])), responses(
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
+        (status = 200, body = crate::data::Profile),
+    ))]
+pub(crate) async fn profile_get(
     State(state): State<AppState>,
     Caller(p, h): Caller,
 ) -> Result<Response, ApiError> {
@@ -154,7 +159,12 @@ async fn profile_get(
 }
 
 /// `GET /api/data`
-async fn data_get(
+#[utoipa::path(get, path = paths::API_DATA, security(("bearer" = [])), responses(
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
+        (status = 200, body = crate::data::ItemList),
+    ))]
+pub(crate) async fn data_get(
     State(state): State<AppState>,
     Caller(p, h): Caller,
 ) -> Result<Response, ApiError> {
@@ -167,7 +177,14 @@ async fn data_get(
 }
 
 /// `POST /api/data`
-async fn data_post(
+#[utoipa::path(post, path = paths::API_DATA, security(("bearer" = [])), request_body = NewItem, responses(
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
+        (status = 201, body = crate::data::Item),
+        (status = 400, body = crate::openapi::ErrorBody),
+        (status = 409, description = "the item limit is reached", body = crate::openapi::ErrorBody),
+    ))]
+pub(crate) async fn data_post(
     State(state): State<AppState>,
     Caller(p, h): Caller,
     ApiJson(body): ApiJson<NewItem>,
@@ -181,7 +198,14 @@ async fn data_post(
 }
 
 /// `PUT /api/data/{id}`
-async fn data_put(
+#[utoipa::path(put, path = paths::API_DATA_ITEM, security(("bearer" = [])), params(("id" = String, Path)), request_body = ItemChange, responses(
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
+        (status = 200, body = crate::data::Item),
+        (status = 400, body = crate::openapi::ErrorBody),
+        (status = 404, body = crate::openapi::ErrorBody),
+    ))]
+pub(crate) async fn data_put(
     State(state): State<AppState>,
     Caller(p, h): Caller,
     Path(id): Path<String>,
@@ -196,7 +220,13 @@ async fn data_put(
 }
 
 /// `DELETE /api/data/{id}`
-async fn data_delete(
+#[utoipa::path(delete, path = paths::API_DATA_ITEM, security(("bearer" = [])), params(("id" = String, Path)), responses(
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
+        (status = 200, body = crate::data::Deleted),
+        (status = 404, body = crate::openapi::ErrorBody),
+    ))]
+pub(crate) async fn data_delete(
     State(state): State<AppState>,
     Caller(p, h): Caller,
     Path(id): Path<String>,

@@ -15,7 +15,7 @@ pub const MAX_NAME_CHARS: usize = 256;
 /// The most users holding items at once.
 const MAX_SUBJECTS: usize = 100_000;
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct Item {
     /// UUID of the item.
     pub id: String,
@@ -27,20 +27,20 @@ pub struct Item {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct ItemList {
     pub items: Vec<Item>,
     #[schemars(with = "i64")]
     pub count: usize,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct Deleted {
     pub deleted: bool,
     pub item_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct Profile {
     /// The user (or, for client_credentials tokens, the client).
     pub sub: String,

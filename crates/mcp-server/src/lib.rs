@@ -17,6 +17,7 @@ pub mod auth;
 pub mod data;
 pub mod demo_oauth;
 pub mod mcp;
+pub mod openapi;
 pub mod resource_metadata;
 pub mod sessions;
 pub mod state;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::PRM_ROOT, get(resource_metadata::prm_root_get))
         .route(paths::AS_METADATA, get(resource_metadata::as_metadata_get))
         .route(paths::HEALTH, get(resource_metadata::health_get))
+        .route(paths::OPENAPI, get(openapi::openapi_get))
         .merge(api::routes())
         .merge(mcp::routes(&state))
         .fallback(|| async {

@@ -32,12 +32,14 @@ fn prm(state: &AppState, resource: String) -> Response {
 }
 
 /// `GET /.well-known/oauth-protected-resource/mcp/v1`
+#[utoipa::path(get, path = paths::PRM_MCP, responses((status = 200, description = "RFC 9728 metadata of the MCP endpoint", body = Object)))]
 pub async fn prm_mcp_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let resource = format!("{}{}", public_base(&state, &headers), paths::MCP);
     prm(&state, resource)
 }
 
 /// `GET /.well-known/oauth-protected-resource`
+#[utoipa::path(get, path = paths::PRM_ROOT, responses((status = 200, description = "RFC 9728 metadata of the server", body = Object)))]
 pub async fn prm_root_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let resource = public_base(&state, &headers);
     prm(&state, resource)
@@ -93,6 +95,7 @@ fn json_bytes(body: axum::body::Bytes) -> Response {
 }
 
 /// `GET /health`
+#[utoipa::path(get, path = paths::HEALTH, responses((status = 200, description = "status and version", body = Object)))]
 pub async fn health_get(State(state): State<AppState>) -> Response {
     axum::Json(json!({
         "status": "ok",

@@ -29,6 +29,15 @@ pub struct Approved {
 }
 
 /// `GET /oauth/authorize`
+#[utoipa::path(get, path = shared_config::paths::AUTHORIZE, params(
+    ("response_type" = String, Query), ("client_id" = String, Query), ("redirect_uri" = Option<String>, Query),
+    ("code_challenge" = String, Query), ("code_challenge_method" = String, Query), ("scope" = Option<String>, Query),
+    ("state" = Option<String>, Query), ("resource" = Option<String>, Query),
+), responses(
+    (status = 302, description = "back to the redirect URI with code (or error), state and iss"),
+    (status = 200, description = "the sign-in or consent page (DEMO_MODE=false)", content_type = "text/html", body = String),
+    (status = 400, description = "the client or redirect URI cannot be trusted: an error page", content_type = "text/html", body = String),
+))]
 pub async fn authorize_get(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,

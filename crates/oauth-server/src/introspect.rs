@@ -14,6 +14,14 @@ use crate::store::hash_secret;
 use crate::token::AccessClaims;
 
 /// `POST /oauth/introspect`
+#[utoipa::path(post, path = shared_config::paths::INTROSPECT,
+    request_body(content = crate::openapi::TokenParam, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = crate::openapi::IntrospectionBody),
+        (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody),
+        (status = 415, body = crate::openapi::ErrorBody),
+    ))]
 pub async fn introspect_post(
     State(state): State<AppState>,
     headers: HeaderMap,

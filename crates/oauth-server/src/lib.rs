@@ -20,6 +20,7 @@ pub mod error;
 pub mod introspect;
 pub mod keys;
 pub mod metadata;
+pub mod openapi;
 pub mod pages;
 pub mod params;
 pub mod pkce;
@@ -55,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::AS_METADATA, get(metadata::metadata_get))
         .route(paths::JWKS, get(metadata::jwks_get))
         .route(paths::HEALTH, get(metadata::health_get))
+        .route(paths::OPENAPI, get(openapi::openapi_get))
         .route(paths::REGISTER, post(register::register_post))
         .route(paths::AUTHORIZE, get(authorize::authorize_get))
         .route(paths::SIGN_IN, post(signin::sign_in_post))

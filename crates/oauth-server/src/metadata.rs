@@ -51,16 +51,19 @@ fn json_bytes(body: axum::body::Bytes, cache: &'static str) -> Response {
 }
 
 /// `GET /.well-known/oauth-authorization-server`
+#[utoipa::path(get, path = shared_config::paths::AS_METADATA, responses((status = 200, description = "RFC 8414 metadata", body = Object)))]
 pub async fn metadata_get(State(state): State<AppState>) -> Response {
     json_bytes(state.metadata.clone(), "public, max-age=300")
 }
 
 /// `GET /.well-known/jwks.json`
+#[utoipa::path(get, path = shared_config::paths::JWKS, responses((status = 200, description = "the JSON Web Key Set", body = Object)))]
 pub async fn jwks_get(State(state): State<AppState>) -> Response {
     json_bytes(state.jwks.clone(), "public, max-age=300")
 }
 
 /// `GET /health`
+#[utoipa::path(get, path = shared_config::paths::HEALTH, responses((status = 200, description = "status and version", body = Object)))]
 pub async fn health_get(State(state): State<AppState>) -> Response {
     axum::Json(json!({
         "status": "ok",

@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::store::{Client, hash_secret, random_token};
 
 /// The metadata a client may send (RFC 7591 section 2); other members are ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct RegistrationRequest {
     pub client_name: Option<String>,
@@ -141,6 +141,13 @@ impl TryFrom<RegistrationRequest> for NewClient {
 }
 
 /// `POST /oauth/register`
+#[utoipa::path(post, path = shared_config::paths::REGISTER, request_body = RegistrationRequest, responses(
+    (status = 201, body = crate::openapi::RegistrationBody),
+    (status = 400, body = crate::openapi::ErrorBody),
+    (status = 413, body = crate::openapi::ErrorBody),
+    (status = 415, body = crate::openapi::ErrorBody),
+    (status = 503, body = crate::openapi::ErrorBody),
+))]
 pub async fn register_post(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RegistrationRequest>,

@@ -13,6 +13,14 @@ use crate::store::hash_secret;
 use crate::token::AccessClaims;
 
 /// `POST /oauth/revoke`
+#[utoipa::path(post, path = shared_config::paths::REVOKE,
+    request_body(content = crate::openapi::TokenParam, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "revoked, or unknown"),
+        (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody),
+        (status = 415, body = crate::openapi::ErrorBody),
+    ))]
 pub async fn revoke_post(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -30,7 +30,7 @@ pub struct AccessClaims {
 }
 
 /// RFC 6749 section 5.1.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -117,6 +117,15 @@ impl Grant {
 }
 
 /// `POST /oauth/token`
+#[utoipa::path(post, path = shared_config::paths::TOKEN,
+    request_body(content = crate::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody),
+        (status = 415, body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody),
+    ))]
 pub async fn token_post(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -43,6 +43,8 @@ pub mod paths {
     pub const INTROSPECT: &str = "/oauth/introspect";
     /// Liveness of either service.
     pub const HEALTH: &str = "/health";
+    /// The OpenAPI 3.1 description of either service.
+    pub const OPENAPI: &str = "/openapi.json";
     /// The MCP endpoint (Streamable HTTP).
     pub const MCP: &str = "/mcp/v1";
     /// The HTTP+SSE transport of protocol 2024-11-05: the event stream...
