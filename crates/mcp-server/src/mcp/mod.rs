@@ -200,7 +200,8 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
 
     // Read the body of a POST to learn what it calls.
     let (parts, body) = req.into_parts();
-    let (body, calls, bare_tool) = if parts.method == Method::POST {
+    let shortcut = shortcuts::method_of(parts.uri.path());
+    let (body, calls) = if parts.method == Method::POST {
         let bytes = match to_bytes(body, state.config.max_body_bytes).await {
             Ok(b) => b,
             Err(_) => {
@@ -220,7 +221,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 "the JSON nests too deeply",
             );
         }
-        let calls = match rpc::peek(&bytes) {
+        let calls = match rpc::peek(&bytes, shortcut) {
             Some(calls) => calls,
             None => {
                 return rpc::error_response(
@@ -231,13 +232,11 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 );
             }
         };
-        let bare_tool = shortcuts::bare_tool_name(parts.uri.path(), &bytes);
-        (Body::from(bytes), calls, bare_tool)
+        (Body::from(bytes), calls)
     } else {
-        (body, Vec::new(), None)
+        (body, Vec::new())
     };
-    let shortcut_method = shortcuts::method_of(parts.uri.path());
-    let tool = calls.iter().find_map(|c| c.tool.clone()).or(bare_tool);
+    let tool = calls.iter().find_map(|c| c.tool.clone());
 
     // The session belongs to the principal that first used it.
     if let Some(key) = &session
@@ -252,8 +251,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         );
     }
 
-    let is_initialize =
-        calls.iter().any(|c| c.method == "initialize") || shortcut_method == Some("initialize");
+    let is_initialize = calls.iter().any(|c| c.method == "initialize");
     if principal.is_none() && state.config.mcp_auth_required {
         return challenge(&state, &parts.headers, BearerError::Missing);
     }
@@ -287,7 +285,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         req.extensions_mut().insert(key);
     }
     let is_delete = req.method() == Method::DELETE;
-    let is_streamable = req.uri().path() == paths::MCP || req.uri().path() == "/";
+    let is_streamable = req.uri().path() == paths::MCP;
     let response = next.run(req).await;
 
     // Record the sessions Streamable HTTP opens and closes.

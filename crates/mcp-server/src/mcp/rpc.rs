@@ -18,28 +18,31 @@ pub struct Call {
     pub tool: Option<String>,
 }
 
-/// Reads the methods a JSON-RPC body calls (a single message, or a 2025-03-26 batch).
+/// Reads the methods a POST body calls: a JSON-RPC message, a 2025-03-26 batch, or, on a JSON
+/// shortcut path standing for `shortcut`, the bare params of that method (an empty body too).
 /// `None` when the body is not JSON at all.
-pub fn peek(body: &[u8]) -> Option<Vec<Call>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Some(Vec::new());
-    }
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let one = |v: &Value| {
-        v.get("method").and_then(Value::as_str).map(|m| Call {
-            method: m.to_owned(),
-            tool: (m == "tools/call")
-                .then(|| {
-                    v.pointer("/params/name")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .flatten(),
-        })
+pub fn peek(body: &[u8], shortcut: Option<&str>) -> Option<Vec<Call>> {
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    let value: Value = if blank {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).ok()?
     };
-    Some(match &value {
-        Value::Array(items) => items.iter().filter_map(one).collect(),
-        v => one(v).into_iter().collect(),
+    let call = |method: &str, params: Option<&Value>| Call {
+        method: method.to_owned(),
+        tool: (method == "tools/call")
+            .then(|| params?.get("name")?.as_str().map(str::to_owned))
+            .flatten(),
+    };
+    let one = |v: &Value| {
+        v.get("method")
+            .and_then(Value::as_str)
+            .map(|m| call(m, v.get("params")))
+    };
+    Some(match (&value, shortcut) {
+        (Value::Array(items), _) => items.iter().filter_map(one).collect(),
+        (v, Some(method)) if v.get("jsonrpc").is_none() => vec![call(method, Some(v))],
+        (v, _) => one(v).into_iter().collect(),
     })
 }
 
@@ -98,9 +101,11 @@ mod tests {
 
     #[test]
     fn peek_finds_methods_and_tool_names() {
-        let calls =
-            peek(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_data"}}"#)
-                .unwrap();
+        let calls = peek(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_data"}}"#,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             calls,
             vec![Call {
@@ -108,9 +113,23 @@ mod tests {
                 tool: Some("get_data".into())
             }]
         );
-        let batch = peek(br#"[{"method":"ping"},{"method":"tools/list"}]"#).unwrap();
+        let batch = peek(br#"[{"method":"ping"},{"method":"tools/list"}]"#, None).unwrap();
         assert_eq!(batch.len(), 2);
-        assert!(peek(b"{nope").is_none());
+        assert!(peek(b"{nope", None).is_none());
+        let bare = peek(
+            br#"{"name":"create_data","arguments":{}}"#,
+            Some("tools/call"),
+        )
+        .unwrap();
+        assert_eq!(
+            bare[0].tool.as_deref(),
+            Some("create_data"),
+            "a bare shortcut body"
+        );
+        assert_eq!(
+            peek(b"", Some("tools/list")).unwrap()[0].method,
+            "tools/list"
+        );
     }
 
     #[test]

@@ -32,18 +32,6 @@ pub fn method_of(path: &str) -> Option<&'static str> {
     }
 }
 
-/// The tool a bare `tools/call` shortcut body names.
-pub fn bare_tool_name(path: &str, body: &[u8]) -> Option<String> {
-    if path != paths::MCP_TOOLS_CALL {
-        return None;
-    }
-    let value: Value = serde_json::from_slice(body).ok()?;
-    if value.get("jsonrpc").is_some() {
-        return None;
-    }
-    value.get("name").and_then(Value::as_str).map(str::to_owned)
-}
-
 pub async fn initialize_post(State(state): State<AppState>, req: Request) -> Response {
     handle(state, req, "initialize").await
 }
