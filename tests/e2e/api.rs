@@ -1,6 +1,6 @@
 //! The JWT-protected REST API.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -9,73 +9,50 @@ use crate::helpers::*;
 async fn items_can_be_created_read_updated_and_deleted() {
     let app = spawn_app().await;
     let (token, id) = app.client_token("read write").await;
-    let api = |path: &str| format!("{}{path}", app.mcp);
 
-    let profile: Value = app
-        .http
-        .get(api("/api/user/profile"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let res = app
+        .api(Method::GET, "/api/user/profile", &token, None)
+        .await;
+    let profile: Value = res.json().await.unwrap();
     assert_eq!(profile["sub"], id);
 
     let res = app
-        .http
-        .post(api("/api/data"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Test", "value": 100}))
-        .send()
-        .await
-        .unwrap();
+        .api(
+            Method::POST,
+            "/api/data",
+            &token,
+            Some(json!({"name": "Test", "value": 100})),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let item: Value = res.json().await.unwrap();
     for field in ["id", "name", "value", "created_at", "updated_at"] {
         assert!(!item[field].is_null(), "{field}");
     }
-    let item_id = item["id"].as_str().unwrap();
+    let item_path = format!("/api/data/{}", item["id"].as_str().unwrap());
 
     let res = app
-        .http
-        .put(api(&format!("/api/data/{item_id}")))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Renamed"}))
-        .send()
-        .await
-        .unwrap();
+        .api(
+            Method::PUT,
+            &item_path,
+            &token,
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["name"], "Renamed");
 
     let list: Value = app
-        .http
-        .get(api("/api/data"))
-        .bearer_auth(&token)
-        .send()
+        .api(Method::GET, "/api/data", &token, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(list["count"], 1);
 
-    let res = app
-        .http
-        .delete(api(&format!("/api/data/{item_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.api(Method::DELETE, &item_path, &token, None).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app
-        .http
-        .delete(api(&format!("/api/data/{item_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.api(Method::DELETE, &item_path, &token, None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -84,50 +61,33 @@ async fn nobody_sees_or_changes_another_subjects_items() {
     let app = spawn_app().await;
     let (alice, _) = app.client_token("read write").await;
     let (bob, _) = app.client_token("read write").await;
-    let api = |path: &str| format!("{}{path}", app.mcp);
-    let item: Value = app
-        .http
-        .post(api("/api/data"))
-        .bearer_auth(&alice)
-        .json(&json!({"name": "a", "value": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let res = app
+        .api(
+            Method::POST,
+            "/api/data",
+            &alice,
+            Some(json!({"name": "a", "value": 1})),
+        )
+        .await;
+    let item: Value = res.json().await.unwrap();
     let item_id = item["id"].as_str().unwrap();
+    let item_path = format!("/api/data/{item_id}");
     let list: Value = app
-        .http
-        .get(api("/api/data"))
-        .bearer_auth(&bob)
-        .send()
+        .api(Method::GET, "/api/data", &bob, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(list["count"], 0);
     let res = app
-        .http
-        .put(api(&format!("/api/data/{item_id}")))
-        .bearer_auth(&bob)
-        .json(&json!({"value": 2}))
-        .send()
-        .await
-        .unwrap();
+        .api(Method::PUT, &item_path, &bob, Some(json!({"value": 2})))
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::NOT_FOUND,
         "someone else's id is a 404"
     );
-    let res = app
-        .http
-        .delete(api(&format!("/api/data/{item_id}")))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap();
+    let res = app.api(Method::DELETE, &item_path, &bob, None).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // Through the tools too.
     let session = app.session(Some(&bob)).await;
@@ -141,12 +101,8 @@ async fn nobody_sees_or_changes_another_subjects_items() {
         .await;
     assert_eq!(body["result"]["isError"], true);
     let list: Value = app
-        .http
-        .get(api("/api/data"))
-        .bearer_auth(&alice)
-        .send()
+        .api(Method::GET, "/api/data", &alice, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

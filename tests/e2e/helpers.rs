@@ -137,6 +137,24 @@ impl TestApp {
         )
     }
 
+    /// A call to the resource API with a bearer token (and a JSON body when given).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.mcp))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
     /// A JSON-RPC POST to the Streamable HTTP endpoint; returns the status, headers and the
     /// JSON-RPC message (read from JSON or from the SSE stream).
     pub async fn rpc(
