@@ -108,7 +108,10 @@ impl AppState {
             keys: Arc::new(keys),
             clients: Arc::new(MemoryClients::new(max)),
             codes: Arc::new(MemoryCodes::new(max)),
-            refresh_tokens: Arc::new(MemoryRefreshTokens::new(max)),
+            refresh_tokens: Arc::new(MemoryRefreshTokens::new(
+                max,
+                config.refresh_grace.as_secs(),
+            )),
             revocations: Arc::new(MemoryRevocations::new(max)),
             clock,
             metadata,

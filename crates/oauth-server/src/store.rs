@@ -171,9 +171,17 @@ pub struct RefreshGrant {
     pub expires_at: u64,
 }
 
+/// The answer to one rotation, shared with retries of it inside the grace window: set once by
+/// the request that won the rotation (None when it failed), awaited by its retries.
+pub type Rotation = tokio::sync::SetOnce<Option<std::sync::Arc<crate::token::TokenResponse>>>;
+
 pub enum Rotate {
-    /// The token was active, the request accepted, and the token is now spent.
-    Fresh(RefreshGrant),
+    /// The token was active, the request accepted, and the token is now spent: the caller
+    /// issues the new tokens and must set the rotation's answer.
+    Fresh(RefreshGrant, Arc<Rotation>),
+    /// The token was rotated moments ago (within the grace window) for the same client and
+    /// request: the caller answers what the rotation answered.
+    Retry(Arc<Rotation>),
     /// The request does not fit the grant (another client, a wider scope); nothing changed.
     Rejected(RefreshGrant),
     /// The token was already rotated (or its family revoked): treat as stolen.
@@ -183,8 +191,16 @@ pub enum Rotate {
 
 pub trait RefreshStore: Send + Sync {
     fn insert(&self, hash: Hash, grant: RefreshGrant) -> Result<(), StoreFull>;
-    /// Atomically spends an active refresh token, if `accept` agrees with the request.
-    fn rotate(&self, hash: &Hash, now: u64, accept: &dyn Fn(&RefreshGrant) -> bool) -> Rotate;
+    /// Atomically spends an active refresh token, if `accept` agrees with the request. A spent
+    /// token presented again within `grace` seconds of its rotation, with a request `accept`
+    /// agrees with, is a retry; later, or by another request, a reuse.
+    fn rotate(
+        &self,
+        hash: &Hash,
+        now: u64,
+        grace: u64,
+        accept: &dyn Fn(&RefreshGrant) -> bool,
+    ) -> Rotate;
     /// The grant of an active (unspent, unexpired, unrevoked) refresh token.
     fn active(&self, hash: &Hash, now: u64) -> Option<RefreshGrant>;
     /// Remembers an access token issued within a family, to revoke it with the family.
@@ -341,18 +357,25 @@ struct Family {
     access: Vec<(String, u64)>,
 }
 
+/// When a refresh token was spent, and what its rotation answered (dropped once the grace
+/// window is over: the answer holds live tokens).
+type Spent = Option<(u64, Option<Arc<Rotation>>)>;
+
 pub struct MemoryRefreshTokens {
-    tokens: DashMap<Hash, (RefreshGrant, bool)>,
+    tokens: DashMap<Hash, (RefreshGrant, Spent)>,
     families: DashMap<String, Family>,
     max: usize,
+    /// The refresh grace window in seconds: how long a rotation's answer is kept.
+    grace: u64,
 }
 
 impl MemoryRefreshTokens {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, grace: u64) -> Self {
         Self {
             tokens: DashMap::new(),
             families: DashMap::new(),
             max,
+            grace,
         }
     }
 
@@ -377,11 +400,17 @@ impl RefreshStore for MemoryRefreshTokens {
         });
         family.expires_at = family.expires_at.max(grant.expires_at);
         drop(family);
-        self.tokens.insert(hash, (grant, false));
+        self.tokens.insert(hash, (grant, None));
         Ok(())
     }
 
-    fn rotate(&self, hash: &Hash, now: u64, accept: &dyn Fn(&RefreshGrant) -> bool) -> Rotate {
+    fn rotate(
+        &self,
+        hash: &Hash,
+        now: u64,
+        grace: u64,
+        accept: &dyn Fn(&RefreshGrant) -> bool,
+    ) -> Rotate {
         let Some(mut entry) = self.tokens.get_mut(hash) else {
             return Rotate::Unknown;
         };
@@ -389,20 +418,29 @@ impl RefreshStore for MemoryRefreshTokens {
         if grant.expires_at <= now {
             return Rotate::Unknown;
         }
-        if *spent || self.family_revoked(&grant.family) {
+        if self.family_revoked(&grant.family) {
             return Rotate::Reused(grant.clone());
+        }
+        if let Some((at, rotation)) = spent {
+            return match rotation {
+                Some(rotation) if now < *at + grace && accept(grant) => {
+                    Rotate::Retry(rotation.clone())
+                }
+                _ => Rotate::Reused(grant.clone()),
+            };
         }
         if !accept(grant) {
             return Rotate::Rejected(grant.clone());
         }
-        *spent = true;
-        Rotate::Fresh(grant.clone())
+        let rotation = Arc::new(Rotation::new());
+        *spent = Some((now, Some(rotation.clone())));
+        Rotate::Fresh(grant.clone(), rotation)
     }
 
     fn active(&self, hash: &Hash, now: u64) -> Option<RefreshGrant> {
         let entry = self.tokens.get(hash)?;
         let (grant, spent) = &*entry;
-        (!*spent && grant.expires_at > now && !self.family_revoked(&grant.family))
+        (spent.is_none() && grant.expires_at > now && !self.family_revoked(&grant.family))
             .then(|| grant.clone())
     }
 
@@ -428,7 +466,14 @@ impl RefreshStore for MemoryRefreshTokens {
 
     fn sweep(&self, now: u64) -> usize {
         let before = self.tokens.len();
-        self.tokens.retain(|_, (grant, _)| grant.expires_at > now);
+        self.tokens.retain(|_, (grant, spent)| {
+            if let Some((at, rotation)) = spent
+                && *at + self.grace <= now
+            {
+                *rotation = None;
+            }
+            grant.expires_at > now
+        });
         self.families.retain(|_, f| f.expires_at > now);
         before - self.tokens.len()
     }
@@ -497,24 +542,33 @@ mod tests {
 
     #[test]
     fn a_refresh_token_rotates_once_and_reuse_is_reported() {
-        let store = MemoryRefreshTokens::new(10);
+        let store = MemoryRefreshTokens::new(10, 0);
         let h = hash_secret("rt1");
         store.insert(h, grant("f1", 100)).unwrap();
-        assert!(matches!(store.rotate(&h, 10, &|_| true), Rotate::Fresh(_)));
-        assert!(matches!(store.rotate(&h, 10, &|_| true), Rotate::Reused(_)));
+        assert!(matches!(
+            store.rotate(&h, 10, 0, &|_| true),
+            Rotate::Fresh(..)
+        ));
+        assert!(matches!(
+            store.rotate(&h, 10, 0, &|_| true),
+            Rotate::Reused(_)
+        ));
         assert!(store.active(&h, 10).is_none());
     }
 
     #[test]
     fn revoking_a_family_kills_its_other_tokens_and_returns_its_access_tokens() {
-        let store = MemoryRefreshTokens::new(10);
+        let store = MemoryRefreshTokens::new(10, 0);
         let (a, b) = (hash_secret("a"), hash_secret("b"));
         store.insert(a, grant("f", 100)).unwrap();
         store.insert(b, grant("f", 100)).unwrap();
         store.add_access_token("f", "jti-1", 50);
         assert_eq!(store.revoke_family("f"), vec![("jti-1".to_string(), 50)]);
         assert!(store.active(&b, 10).is_none());
-        assert!(matches!(store.rotate(&b, 10, &|_| true), Rotate::Reused(_)));
+        assert!(matches!(
+            store.rotate(&b, 10, 0, &|_| true),
+            Rotate::Reused(_)
+        ));
     }
 
     #[test]

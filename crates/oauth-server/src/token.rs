@@ -30,7 +30,7 @@ pub struct AccessClaims {
 }
 
 /// RFC 6749 section 5.1.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -163,7 +163,9 @@ pub async fn token_post(
             resource,
         ),
         Grant::ClientCredentials { scope } => client_credentials(&state, &client, scope, resource),
-        Grant::RefreshToken { token, scope } => refresh(&state, &client, &token, scope, resource),
+        Grant::RefreshToken { token, scope } => {
+            refresh(&state, &client, &token, scope, resource).await
+        }
     }
 }
 
@@ -287,7 +289,10 @@ fn client_credentials(
     Ok(response)
 }
 
-fn refresh(
+/// How long a retry waits for the answer of the rotation it repeats.
+const RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn refresh(
     state: &AppState,
     client: &Client,
     token: &str,
@@ -301,7 +306,8 @@ fn refresh(
             && scope.is_none_or(|s| g.scope.contains(s))
             && resource.as_ref().is_none_or(|r| *r == g.audience)
     };
-    let grant = match state.refresh_tokens.rotate(&hash, now, &fits) {
+    let grace = state.config.refresh_grace.as_secs();
+    let (grant, rotation) = match state.refresh_tokens.rotate(&hash, now, grace, &fits) {
         Rotate::Unknown => {
             return Err(OAuthError::invalid_grant(
                 "the refresh token is invalid or expired",
@@ -333,10 +339,29 @@ fn refresh(
                 OAuthError::invalid_scope("the requested scope exceeds the original grant")
             });
         }
-        Rotate::Fresh(grant) => grant,
+        Rotate::Retry(rotation) => {
+            // The same refresh, repeated moments after it was rotated (a lost answer, or
+            // concurrent requests of one client): the same answer, not a theft alarm.
+            let answer = tokio::time::timeout(RETRY_WAIT, rotation.wait()).await;
+            tracing::info!(
+                target: "audit",
+                event = "refresh_token_retry",
+                client_id = %client.id,
+                "a refresh was repeated within the grace window; the rotation's answer is repeated"
+            );
+            return match answer {
+                Ok(Some(response)) => Ok((**response).clone()),
+                _ => Err(OAuthError::invalid_grant(
+                    "the refresh token was already used and its rotation did not complete",
+                )),
+            };
+        }
+        Rotate::Fresh(grant, rotation) => (grant, rotation),
     };
+    // No await between the rotation and setting its answer: a dropped request cannot leave
+    // retries waiting.
     let access_scope = scope.filter(|s| !s.is_empty()).unwrap_or(grant.scope);
-    let (response, _) = issue(
+    let result = issue(
         state,
         client,
         &grant.subject,
@@ -344,8 +369,10 @@ fn refresh(
         grant.scope,
         &grant.audience,
         Some(grant.family),
-    )?;
-    Ok(response)
+    )
+    .map(|(response, _)| response);
+    let _ = rotation.set(result.as_ref().ok().map(|r| std::sync::Arc::new(r.clone())));
+    result
 }
 
 /// The requested scope, which must lie within what the client registered; none means all of it.

@@ -186,6 +186,62 @@ pub struct Config {
     pub jwks_min_refresh: Duration,
     /// MAX_ITEMS_PER_SUBJECT (1000): the most data items one user may hold.
     pub max_items_per_subject: usize,
+    /// REFRESH_GRACE_SECS (10; 0 turns it off): a retry of a refresh within this time of the
+    /// rotation gets the same answer instead of being taken for theft.
+    pub refresh_grace: Duration,
+    /// The request rate limits, per minute.
+    pub rate_limits: RateLimits,
+    /// REVOCATION_CHECK_SECS (10; 0 turns it off): how long the MCP server trusts a verified
+    /// token before it asks the OAuth server again (RFC 7662) whether it was revoked.
+    pub revocation_check: Duration,
+    /// MCP_INTROSPECTION_CLIENT_ID (mcp-server): the confidential client the MCP server
+    /// introspects as.
+    pub introspection_client_id: String,
+    /// MCP_INTROSPECTION_CLIENT_SECRET: its secret; derived from SECRET_KEY when unset, so that
+    /// both services agree without another setting.
+    pub introspection_client_secret: Secret,
+    /// TLS_CERT_FILE and TLS_KEY_FILE: PEM certificate chain and private key; when both are set,
+    /// both services serve https.
+    pub tls: Option<TlsFiles>,
+    /// BEHIND_TLS_PROXY (false): plain http is served to a TLS-terminating proxy; required for
+    /// plain http on a non-loopback address when DEMO_MODE=false.
+    pub behind_tls_proxy: bool,
+    /// TRUSTED_PROXIES: comma-separated proxy addresses whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// SLOW_CLIENT_TIMEOUT_SECS (5): a client must send its request headers, and then its body,
+    /// within this time.
+    pub slow_client_timeout: Duration,
+    /// AUDIT_LOG_FILE: security events go to this file as JSON lines (one per event) instead
+    /// of the ordinary log.
+    pub audit_log_file: Option<PathBuf>,
+    /// SIGNING_KEY_ROTATION_SECS (0: never): a new signing key is made this often; the old one
+    /// stays in the JWKS until the tokens it signed have expired.
+    pub key_rotation: Option<Duration>,
+    /// METRICS_TOKEN: a bearer token that opens /metrics to any address; without it /metrics
+    /// answers loopback callers only.
+    pub metrics_token: Option<Secret>,
+}
+
+/// Requests per minute allowed to one caller; 0 turns a limit off. Bursts of the same size are
+/// allowed, after which the rate refills evenly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// RATE_LIMIT_PER_ADDRESS (600): OAuth requests (authorize, token, revoke, introspect,
+    /// sign-in) from one client address.
+    pub per_address: u32,
+    /// RATE_LIMIT_PER_CLIENT (600): OAuth requests naming one client_id.
+    pub per_client: u32,
+    /// RATE_LIMIT_REGISTER_PER_ADDRESS (120): registrations from one address.
+    pub register_per_address: u32,
+    /// RATE_LIMIT_MCP_PER_SUBJECT (1200): MCP and resource API requests of one token subject.
+    pub mcp_per_subject: u32,
+}
+
+/// The files of the certificate both services present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The absolute endpoint URLs of the authorization server, derived from the issuer.
@@ -329,8 +385,80 @@ impl Config {
                 get("MAX_ITEMS_PER_SUBJECT"),
                 1000usize,
             )?,
+            refresh_grace: parse_secs_or_off("REFRESH_GRACE_SECS", get("REFRESH_GRACE_SECS"), 10)?
+                .unwrap_or_default(),
+            rate_limits: RateLimits {
+                per_address: parse_num(
+                    "RATE_LIMIT_PER_ADDRESS",
+                    get("RATE_LIMIT_PER_ADDRESS"),
+                    600,
+                )?,
+                per_client: parse_num("RATE_LIMIT_PER_CLIENT", get("RATE_LIMIT_PER_CLIENT"), 600)?,
+                register_per_address: parse_num(
+                    "RATE_LIMIT_REGISTER_PER_ADDRESS",
+                    get("RATE_LIMIT_REGISTER_PER_ADDRESS"),
+                    120,
+                )?,
+                mcp_per_subject: parse_num(
+                    "RATE_LIMIT_MCP_PER_SUBJECT",
+                    get("RATE_LIMIT_MCP_PER_SUBJECT"),
+                    1200,
+                )?,
+            },
+            revocation_check: parse_secs_or_off(
+                "REVOCATION_CHECK_SECS",
+                get("REVOCATION_CHECK_SECS"),
+                10,
+            )?
+            .unwrap_or_default(),
+            introspection_client_id: get("MCP_INTROSPECTION_CLIENT_ID")
+                .unwrap_or_else(|| "mcp-server".into()),
+            introspection_client_secret: Secret::new(
+                get("MCP_INTROSPECTION_CLIENT_SECRET").unwrap_or_else(|| {
+                    derive_secret(
+                        &get("SECRET_KEY").unwrap_or_else(|| DEFAULT_SECRET_KEY.into()),
+                        "mcp-introspection",
+                    )
+                }),
+            ),
+            tls: match (get("TLS_CERT_FILE"), get("TLS_KEY_FILE")) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.into(),
+                    key: key.into(),
+                }),
+                (Some(v), None) | (None, Some(v)) => {
+                    return Err(invalid(
+                        "TLS_CERT_FILE",
+                        v,
+                        "TLS_CERT_FILE and TLS_KEY_FILE go together",
+                    ));
+                }
+            },
+            behind_tls_proxy: parse_bool("BEHIND_TLS_PROXY", get("BEHIND_TLS_PROXY"), false)?,
+            trusted_proxies: get("TRUSTED_PROXIES")
+                .map(|v| {
+                    split_list(&v)
+                        .map(|ip| parse_ip("TRUSTED_PROXIES", Some(ip.to_owned())))
+                        .collect::<Result<_, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
+            slow_client_timeout: parse_secs(
+                "SLOW_CLIENT_TIMEOUT_SECS",
+                get("SLOW_CLIENT_TIMEOUT_SECS"),
+                5,
+            )?,
+            audit_log_file: get("AUDIT_LOG_FILE").map(PathBuf::from),
+            key_rotation: parse_secs_or_off(
+                "SIGNING_KEY_ROTATION_SECS",
+                get("SIGNING_KEY_ROTATION_SECS"),
+                0,
+            )?,
+            metrics_token: get("METRICS_TOKEN").map(Secret::new),
         };
         config.check_production_secrets()?;
+        config.check_transport()?;
         Ok(config)
     }
 
@@ -362,6 +490,28 @@ impl Config {
                 key: "SECRET_KEY",
                 reason: "it must be at least 32 characters of random data".into(),
             });
+        }
+        Ok(())
+    }
+
+    /// Outside demo mode, plain http on a non-loopback address needs BEHIND_TLS_PROXY=true.
+    fn check_transport(&self) -> Result<(), ConfigError> {
+        if self.demo_mode || self.tls.is_some() || self.behind_tls_proxy {
+            return Ok(());
+        }
+        for (key, ip) in [
+            ("OAUTH_SERVER_HOST", self.oauth_host),
+            ("MCP_SERVER_HOST", self.mcp_host),
+        ] {
+            if !ip.is_loopback() {
+                return Err(ConfigError::Insecure {
+                    key,
+                    reason: format!(
+                        "{ip} is not a loopback address: set TLS_CERT_FILE and TLS_KEY_FILE, or \
+                         BEHIND_TLS_PROXY=true when a TLS-terminating proxy is in front"
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -445,6 +595,28 @@ fn parse_secs(
         ));
     }
     Ok(Duration::from_secs(secs))
+}
+
+/// Seconds where 0 means "off".
+fn parse_secs_or_off(
+    key: &'static str,
+    value: Option<String>,
+    default: u64,
+) -> Result<Option<Duration>, ConfigError> {
+    let secs: u64 = parse_num(key, value, default)?;
+    Ok((secs > 0).then(|| Duration::from_secs(secs)))
+}
+
+/// A secret derived from `SECRET_KEY` for one purpose (SHA-256 over a label and the key).
+fn derive_secret(secret_key: &str, purpose: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"mcp-oauth derived secret\0")
+        .chain_update(purpose.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(secret_key.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_ip(key: &'static str, value: Option<String>) -> Result<IpAddr, ConfigError> {

@@ -200,6 +200,8 @@ async fn a_rotated_refresh_token_presented_again_revokes_the_family() {
     let (_, second) = json_of(refresh(refresh1).await).await;
     let refresh2 = second["refresh_token"].as_str().unwrap();
 
+    // Past the grace window a second presentation is a theft, not a retry.
+    app.clock.advance(app.state.config.refresh_grace.as_secs());
     let (status, body) = json_of(refresh(refresh1).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
@@ -649,4 +651,80 @@ async fn expired_codes_and_tokens_are_swept() {
         app.state.clients.get("demo_client").is_some(),
         "the demo client never expires"
     );
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_rotate_once_and_retries_get_the_same_answer() {
+    let app = spawn_app().await;
+    let client = app.register_code_client(true).await;
+    let code = app.obtain_code(&client, &[]).await;
+    let (_, first) = json_of(app.exchange(&client, &code).await).await;
+    let refresh1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh1.as_str()),
+        ("client_id", client.id.as_str()),
+    ];
+    let answers = futures::future::join_all((0..32).map(|_| app.token(&form))).await;
+    let mut bodies = Vec::new();
+    for res in answers {
+        let (status, body) = json_of(res).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        bodies.push(body);
+    }
+    // Exactly one rotation: every request got the same new pair.
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+    let refresh2 = bodies[0]["refresh_token"].as_str().unwrap();
+    assert_ne!(refresh2, refresh1);
+    assert_eq!(app.introspect(refresh2).await["active"], true);
+    assert_eq!(
+        app.introspect(bodies[0]["access_token"].as_str().unwrap())
+            .await["active"],
+        true
+    );
+
+    // A retry within the window by another client is theft, not a retry.
+    let other = app.register_code_client(true).await;
+    let (status, body) = json_of(
+        app.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh1.as_str()),
+            ("client_id", other.id.as_str()),
+        ])
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(app.introspect(refresh2).await, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn a_reuse_after_the_grace_window_revokes_the_family_and_its_access_tokens() {
+    let app = spawn_app().await;
+    let client = app.register_code_client(true).await;
+    let code = app.obtain_code(&client, &[]).await;
+    let (_, first) = json_of(app.exchange(&client, &code).await).await;
+    let refresh1 = first["refresh_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh1),
+        ("client_id", client.id.as_str()),
+    ];
+    let (_, second) = json_of(app.token(&form).await).await;
+    app.clock
+        .advance(app.state.config.refresh_grace.as_secs() - 1);
+    let (status, retry) = json_of(app.token(&form).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(retry, second);
+    app.clock.advance(1);
+    let (status, body) = json_of(app.token(&form).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    for token in [&second["refresh_token"], &second["access_token"]] {
+        assert_eq!(
+            app.introspect(token.as_str().unwrap()).await,
+            json!({"active": false})
+        );
+    }
 }
