@@ -33,6 +33,8 @@ trap cleanup EXIT
 
 export OAUTH_ISSUER=$OAUTH OAUTH_SERVER_PORT=$OAUTH_PORT MCP_SERVER_URL=$MCP MCP_SERVER_PORT=$MCP_PORT
 export RUST_LOG=warn STORE_MAX_ENTRIES=1000000 MCP_MAX_SESSIONS=100000
+# The benchmark is one address and one client flooding on purpose: no rate limits.
+export RATE_LIMIT_PER_ADDRESS=0 RATE_LIMIT_PER_CLIENT=0 RATE_LIMIT_REGISTER_PER_ADDRESS=0 RATE_LIMIT_MCP_PER_SUBJECT=0
 taskset -c $SERVER_CPU "$TARGET/release/oauth-server" >"$work/oauth.log" 2>&1 & oauth_pid=$!; pids+=($oauth_pid)
 until curl -sf $OAUTH/health >/dev/null; do sleep 0.1; done
 taskset -c $SERVER_CPU "$TARGET/release/mcp-server" >"$work/mcp.log" 2>&1 & mcp_pid=$!; pids+=($mcp_pid)

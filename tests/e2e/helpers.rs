@@ -26,11 +26,14 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub config: Config,
     shutdown: CancellationToken,
+    /// Stops the OAuth server alone (fault tests).
+    oauth_shutdown: CancellationToken,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        self.oauth_shutdown.cancel();
     }
 }
 
@@ -60,10 +63,11 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         oauth_server::AppState::with_parts(config.clone(), keys, Arc::new(SystemClock));
     let mcp_state = mcp_server::AppState::new(config.clone()).unwrap();
     let shutdown = CancellationToken::new();
+    let oauth_shutdown = CancellationToken::new();
     tokio::spawn(oauth_server::serve(
         oauth_listener,
         oauth_state,
-        shutdown.clone().cancelled_owned(),
+        oauth_shutdown.clone().cancelled_owned(),
     ));
     tokio::spawn(mcp_server::serve(
         mcp_listener,
@@ -79,6 +83,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .unwrap(),
         config,
         shutdown,
+        oauth_shutdown,
     }
 }
 
@@ -103,8 +108,32 @@ pub fn sign(claims: &Value) -> String {
 }
 
 impl TestApp {
+    /// Stops the OAuth server and waits until it no longer answers.
+    pub async fn stop_oauth(&self) {
+        self.oauth_shutdown.cancel();
+        let fresh = reqwest::Client::new();
+        for _ in 0..100 {
+            if fresh
+                .get(format!("{}/health", self.oauth))
+                .send()
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the OAuth server did not stop");
+    }
+
     /// A token for a new client's own subject (client_credentials), with the given scope.
     pub async fn client_token(&self, scope: &str) -> (String, String) {
+        let (token, id, _) = self.client_token_with_secret(scope).await;
+        (token, id)
+    }
+
+    /// Like [`Self::client_token`], with the client's secret too.
+    pub async fn client_token_with_secret(&self, scope: &str) -> (String, String, String) {
         let reg: Value = self
             .http
             .post(format!("{}/oauth/register", self.oauth))
@@ -134,6 +163,7 @@ impl TestApp {
         (
             body["access_token"].as_str().expect("a token").to_owned(),
             id,
+            reg["client_secret"].as_str().unwrap().to_owned(),
         )
     }
 

@@ -33,6 +33,8 @@ pub enum ApiError {
     NotFound(String),
     Invalid(String),
     Limit(&'static str),
+    /// Over the subject's rate limit: retry after this many seconds.
+    TooMany(u64),
 }
 
 impl ApiError {
@@ -52,6 +54,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error, description) = match self {
             Self::Bearer(c) => return c.into_response(),
+            Self::TooMany(secs) => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(json!({
+                        "error": "rate_limited",
+                        "error_description": format!("too many requests; retry after {secs} s"),
+                    })),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, secs.into());
+                return response;
+            }
             Self::NotFound(id) => (
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -87,6 +103,10 @@ impl FromRequestParts<AppState> for Caller {
             .map_err(fail)?
             .ok_or_else(|| fail(BearerError::Missing))?;
         let principal = state.shared.verifier.verify(token).await.map_err(fail)?;
+        state
+            .shared
+            .admit(&principal)
+            .map_err(|r| ApiError::TooMany(r.0))?;
         Ok(Self(principal, parts.headers.clone()))
     }
 }

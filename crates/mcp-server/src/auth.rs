@@ -268,8 +268,99 @@ impl Jwks {
     }
 }
 
-/// How many verified tokens are remembered.
+/// How many verified (and how many revoked) tokens are remembered.
 const VERIFIED_CACHE_MAX: usize = 10_000;
+
+/// A token verified here: who it speaks for, and when the authorization server last said it
+/// was still active (never, until the first introspection).
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    checked_at: Option<Instant>,
+}
+
+/// Asks the authorization server whether verified tokens were revoked (RFC 7662), as the
+/// confidential client `MCP_INTROSPECTION_CLIENT_ID`.
+pub struct Introspector {
+    url: String,
+    client_id: String,
+    secret: shared_config::Secret,
+    http: reqwest::Client,
+    /// How long one "active" verdict is trusted.
+    bound: Duration,
+    /// While the authorization server is unreachable, when to try it again.
+    down_until: std::sync::Mutex<Option<Instant>>,
+}
+
+/// What introspection said of a token.
+enum Verdict {
+    Active,
+    Inactive,
+    /// The authorization server could not answer.
+    Unknown,
+}
+
+impl Introspector {
+    pub fn new(config: &shared_config::Config, http: reqwest::Client) -> Option<Self> {
+        (!config.revocation_check.is_zero()).then(|| Self {
+            url: config.endpoints().introspection,
+            client_id: config.introspection_client_id.clone(),
+            secret: config.introspection_client_secret.clone(),
+            http,
+            bound: config.revocation_check,
+            down_until: std::sync::Mutex::new(None),
+        })
+    }
+
+    async fn ask(&self, token: &str) -> Verdict {
+        let now = Instant::now();
+        if self
+            .down_until
+            .lock()
+            .map(|d| d.is_some_and(|until| now < until))
+            .unwrap_or(false)
+        {
+            return Verdict::Unknown;
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            active: bool,
+        }
+        let answer = async {
+            self.http
+                .post(&self.url)
+                .basic_auth(&self.client_id, Some(self.secret.expose()))
+                .form(&[("token", token), ("token_type_hint", "access_token")])
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<Answer>()
+                .await
+        }
+        .await;
+        match answer {
+            Ok(a) if a.active => Verdict::Active,
+            Ok(_) => Verdict::Inactive,
+            Err(e) => {
+                let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+                if down.is_none_or(|until| now >= until) {
+                    tracing::warn!(
+                        target: "audit",
+                        event = "revocation_check_unavailable",
+                        error = %e,
+                        retry_in_secs = self.bound.as_secs(),
+                        "the authorization server cannot be asked about revocation; tokens \
+                         verified by signature keep working, so a revocation is not seen until \
+                         it answers again"
+                    );
+                }
+                *down = Some(now + self.bound);
+                Verdict::Unknown
+            }
+        }
+    }
+}
 
 /// Verifies access tokens for this resource server.
 pub struct TokenVerifier {
@@ -278,8 +369,12 @@ pub struct TokenVerifier {
     /// This server's base URL: a token's audience must be it or a URL under it.
     resource: Url,
     /// Tokens already verified, by SHA-256 of the token, so that a client's repeated calls skip
-    /// the RSA verification. An entry is used only until the token's `exp`.
-    verified: DashMap<[u8; 32], Principal>,
+    /// the signature verification. An entry is used only until the token's `exp`, and only
+    /// while its last revocation check is younger than the bound.
+    verified: DashMap<[u8; 32], Verified>,
+    /// Tokens the authorization server said are no longer active, until their `exp`.
+    revoked: DashMap<[u8; 32], u64>,
+    introspector: Option<Introspector>,
 }
 
 fn unix_now() -> u64 {
@@ -290,12 +385,19 @@ fn unix_now() -> u64 {
 }
 
 impl TokenVerifier {
-    pub fn new(jwks: Jwks, issuer: String, resource: Url) -> Self {
+    pub fn new(
+        jwks: Jwks,
+        issuer: String,
+        resource: Url,
+        introspector: Option<Introspector>,
+    ) -> Self {
         Self {
             jwks,
             issuer,
             resource,
             verified: DashMap::new(),
+            revoked: DashMap::new(),
+            introspector,
         }
     }
 
@@ -303,26 +405,70 @@ impl TokenVerifier {
         &self.jwks
     }
 
-    /// Verifies a token, answering from the cache of verified tokens when it can.
+    /// Verifies a token: from the cache when it can, by signature otherwise, then asks the
+    /// authorization server whether it was revoked when the last answer is older than the bound.
     pub async fn verify(&self, token: &str) -> Result<Principal, BearerError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = unix_now();
-        if let Some(p) = self.verified.get(&key) {
-            if p.expires_at > now {
-                return Ok(p.clone());
+        if self.revoked.contains_key(&key) {
+            return Err(BearerError::Invalid("the token has been revoked"));
+        }
+        let cached = self.verified.get(&key).map(|v| v.clone());
+        let mut verified = match cached {
+            Some(v) if v.principal.expires_at <= now => {
+                self.verified.remove(&key);
+                return Err(BearerError::Invalid("the token has expired"));
             }
-            drop(p);
-            self.verified.remove(&key);
-            return Err(BearerError::Invalid("the token has expired"));
+            Some(v) => v,
+            None => Verified {
+                principal: self.verify_jwt(token).await?,
+                checked_at: None,
+            },
+        };
+        if let Some(introspector) = &self.introspector
+            && verified
+                .checked_at
+                .is_none_or(|t| t.elapsed() >= introspector.bound)
+        {
+            match introspector.ask(token).await {
+                Verdict::Active => verified.checked_at = Some(Instant::now()),
+                Verdict::Inactive => {
+                    self.verified.remove(&key);
+                    self.remember(&self.revoked, key, verified.principal.expires_at, now);
+                    tracing::info!(
+                        target: "audit",
+                        event = "revoked_token_refused",
+                        client_id = %verified.principal.client_id,
+                        subject = %verified.principal.subject,
+                        outcome = "refused",
+                        "a token revoked at the authorization server was refused"
+                    );
+                    return Err(BearerError::Invalid("the token has been revoked"));
+                }
+                // The gap is logged by the introspector; the signature still holds.
+                Verdict::Unknown => {}
+            }
         }
-        let principal = self.verify_jwt(token).await?;
-        if self.verified.len() >= VERIFIED_CACHE_MAX {
-            self.verified.retain(|_, p| p.expires_at > now);
-        }
-        if self.verified.len() < VERIFIED_CACHE_MAX && principal.expires_at > now {
-            self.verified.insert(key, principal.clone());
+        let principal = verified.principal.clone();
+        if principal.expires_at > now {
+            self.remember(&self.verified, key, verified, now);
         }
         Ok(principal)
+    }
+
+    /// Inserts into one of the bounded caches, sweeping expired entries when it is full.
+    fn remember<V: Expiring>(&self, map: &DashMap<[u8; 32], V>, key: [u8; 32], v: V, now: u64) {
+        if map.len() >= VERIFIED_CACHE_MAX && !map.contains_key(&key) {
+            map.retain(|_, v| v.expires_at() > now);
+        }
+        if map.len() < VERIFIED_CACHE_MAX || map.contains_key(&key) {
+            map.insert(key, v);
+        }
+    }
+
+    /// How many verified tokens are cached (monitoring).
+    pub fn cached(&self) -> usize {
+        self.verified.len()
     }
 
     /// Verifies a JWT access token: RS256 only, typ at+jwt, iss, exp/nbf with 30 s leeway, and
@@ -392,6 +538,22 @@ impl TokenVerifier {
             subject: claims.sub,
             expires_at: claims.exp,
         })
+    }
+}
+
+trait Expiring {
+    fn expires_at(&self) -> u64;
+}
+
+impl Expiring for Verified {
+    fn expires_at(&self) -> u64 {
+        self.principal.expires_at
+    }
+}
+
+impl Expiring for u64 {
+    fn expires_at(&self) -> u64 {
+        *self
     }
 }
 

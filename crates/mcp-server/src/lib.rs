@@ -130,7 +130,10 @@ pub async fn serve(
             loop {
                 tokio::select! {
                     _ = state.shutdown.cancelled() => break,
-                    _ = tick.tick() => { state.shared.sessions.sweep(); }
+                    _ = tick.tick() => {
+                        state.shared.sessions.sweep();
+                        state.shared.subject_limits.sweep();
+                    }
                 }
             }
         })

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use shared_config::Config;
+use shared_config::ratelimit::{RateLimiter, RetryAfter};
 use url::Url;
 
 use crate::auth::{Jwks, Principal, TokenVerifier};
@@ -26,6 +27,8 @@ pub struct Shared {
     pub tool_router: Arc<ToolRouter<McpTools>>,
     /// `MCP_SERVER_URL`, parsed.
     pub base: Url,
+    /// MCP and API requests per token subject.
+    pub subject_limits: RateLimiter<String>,
 }
 
 fn now() -> u64 {
@@ -36,6 +39,23 @@ fn now() -> u64 {
 }
 
 impl Shared {
+    /// Counts one request of a token subject against RATE_LIMIT_MCP_PER_SUBJECT.
+    pub fn admit(&self, principal: &Principal) -> Result<(), RetryAfter> {
+        self.subject_limits
+            .check(&principal.subject)
+            .inspect_err(|RetryAfter(secs)| {
+                tracing::warn!(
+                    target: "audit",
+                    event = "rate_limited",
+                    subject = %principal.subject,
+                    client_id = %principal.client_id,
+                    retry_after = secs,
+                    outcome = "refused",
+                    "a token subject went over its rate limit"
+                );
+            })
+    }
+
     /// `oauth_authenticate`: obtains tokens for the session (or, without one, for the caller).
     pub async fn authenticate_session(
         &self,
@@ -129,7 +149,12 @@ impl AppState {
             http.clone(),
             config.jwks_min_refresh,
         );
-        let verifier = TokenVerifier::new(jwks, config.issuer.clone(), base.clone());
+        let verifier = TokenVerifier::new(
+            jwks,
+            config.issuer.clone(),
+            base.clone(),
+            crate::auth::Introspector::new(&config, http.clone()),
+        );
         let config = Arc::new(config);
         let mut session_config =
             rmcp::transport::streamable_http_server::session::local::SessionConfig::default();
@@ -143,6 +168,7 @@ impl AppState {
             demo: DemoOAuth::new(&config, http.clone()),
             tool_router: McpTools::router(),
             base,
+            subject_limits: RateLimiter::per_minute(config.rate_limits.mcp_per_subject),
             config: config.clone(),
         });
         Ok(Self {

@@ -46,6 +46,10 @@ pub async fn authorize_get(
 ) -> Result<Response, AuthorizeError> {
     let QueryParams(params) = query.map_err(AuthorizeError::NoRedirect)?;
     if let Some(id) = params.get("client_id") {
+        state
+            .limits
+            .client(id)
+            .map_err(AuthorizeError::NoRedirect)?;
         state.ensure_client(id).await.map_err(|e| {
             AuthorizeError::NoRedirect(OAuthError::invalid_request(format!(
                 "the client's metadata document was refused: {e}"

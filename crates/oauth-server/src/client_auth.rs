@@ -54,6 +54,24 @@ pub fn presented(headers: &HeaderMap, params: &Params) -> Result<Option<Presente
     }
 }
 
+/// The credentials a request presented, counted against the client's rate limit, with the
+/// metadata document of a URL client_id fetched if needed: what every client-authenticating
+/// endpoint does first.
+pub async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Option<Presented>> {
+    let presented = presented(headers, params)?;
+    if let Some(p) = &presented {
+        state.limits.client(&p.client_id)?;
+        state.ensure_client(&p.client_id).await.map_err(|e| {
+            OAuthError::invalid_client(format!("the client's metadata document was refused: {e}"))
+        })?;
+    }
+    Ok(presented)
+}
+
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`.
 fn parse_basic(value: &str) -> Result<(String, String)> {
     let bad = || {

@@ -27,12 +27,7 @@ pub async fn introspect_post(
     headers: HeaderMap,
     FormParams(params): FormParams,
 ) -> Result<Response> {
-    let presented = client_auth::presented(&headers, &params)?;
-    if let Some(p) = &presented {
-        state.ensure_client(&p.client_id).await.map_err(|e| {
-            OAuthError::invalid_client(format!("the client's metadata document was refused: {e}"))
-        })?;
-    }
+    let presented = client_auth::identify(&state, &headers, &params).await?;
     let client = client_auth::authenticate(&state, presented)?;
     if !client.is_confidential() {
         return Err(OAuthError::invalid_client(
@@ -40,7 +35,11 @@ pub async fn introspect_post(
         ));
     }
     let token = params.require("token")?;
-    let body = describe(&state, token).unwrap_or_else(|| json!({ "active": false }));
+    // A dynamically registered client learns only about its own tokens (RFC 7662 section 4:
+    // no token scanning); the configured resource server and demo client about any.
+    let body = describe(&state, token)
+        .filter(|b| !client.dynamic || b["client_id"] == client.id.as_str())
+        .unwrap_or_else(|| json!({ "active": false }));
     let mut response = axum::Json(body).into_response();
     response.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod introspect;
 pub mod keys;
+pub mod limits;
 pub mod metadata;
 pub mod openapi;
 pub mod pages;
@@ -52,11 +53,8 @@ pub use state::AppState;
 /// The whole HTTP surface of the authorization server.
 pub fn app(state: AppState) -> Router {
     let config = &state.config;
-    let router = Router::new()
-        .route(paths::AS_METADATA, get(metadata::metadata_get))
-        .route(paths::JWKS, get(metadata::jwks_get))
-        .route(paths::HEALTH, get(metadata::health_get))
-        .route(paths::OPENAPI, get(openapi::openapi_get))
+    // The endpoints that act are rate limited per client address; documents are not.
+    let acting = Router::new()
         .route(paths::REGISTER, post(register::register_post))
         .route(paths::AUTHORIZE, get(authorize::authorize_get))
         .route(paths::SIGN_IN, post(signin::sign_in_post))
@@ -64,6 +62,16 @@ pub fn app(state: AppState) -> Router {
         .route(paths::TOKEN, post(token::token_post))
         .route(paths::REVOKE, post(revoke::revoke_post))
         .route(paths::INTROSPECT, post(introspect::introspect_post))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::by_address,
+        ));
+    let router = Router::new()
+        .route(paths::AS_METADATA, get(metadata::metadata_get))
+        .route(paths::JWKS, get(metadata::jwks_get))
+        .route(paths::HEALTH, get(metadata::health_get))
+        .route(paths::OPENAPI, get(openapi::openapi_get))
+        .merge(acting)
         .fallback(not_found);
     router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

@@ -26,12 +26,7 @@ pub async fn revoke_post(
     headers: HeaderMap,
     FormParams(params): FormParams,
 ) -> Result<StatusCode> {
-    let presented = client_auth::presented(&headers, &params)?;
-    if let Some(p) = &presented {
-        state.ensure_client(&p.client_id).await.map_err(|e| {
-            OAuthError::invalid_client(format!("the client's metadata document was refused: {e}"))
-        })?;
-    }
+    let presented = client_auth::identify(&state, &headers, &params).await?;
     let client = client_auth::authenticate(&state, presented)?;
     let token = params.require("token")?;
     let now = state.clock.now();

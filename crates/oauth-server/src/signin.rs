@@ -6,7 +6,6 @@
 //! repeated failures.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use aws_lc_rs::hmac;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
@@ -458,29 +457,10 @@ fn carried_request(state: &AppState, form: &Params) -> Result<(Approved, String)
     Ok((request, query))
 }
 
-/// The client's address, when the server runs with connection info (not in oneshot tests).
-pub struct PeerAddr(pub Option<std::net::IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
-    }
-}
-
 /// `POST /oauth/signin`
 pub async fn sign_in_post(
     State(state): State<AppState>,
-    PeerAddr(peer): PeerAddr,
+    crate::limits::ClientAddr(peer): crate::limits::ClientAddr,
     headers: HeaderMap,
     FormParams(form): FormParams,
 ) -> Response {

@@ -76,6 +76,7 @@ pub struct AppState {
     pub consents: Arc<crate::signin::Consents>,
     /// Client ID Metadata Documents fetched so far.
     pub cimd: Arc<crate::cimd::Cimd>,
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
@@ -121,12 +122,38 @@ impl AppState {
             throttle: Default::default(),
             consents: Default::default(),
             cimd: Arc::new(crate::cimd::Cimd::new(config.cimd_allow_loopback)),
+            limits: Arc::new(crate::limits::Limits::new(&config.rate_limits)),
             config: Arc::new(config),
         };
         if state.config.demo_mode {
             state.add_demo_client();
         }
+        state.add_resource_server_client();
         state
+    }
+
+    /// The MCP server's own confidential client: it may only introspect (RFC 7662).
+    fn add_resource_server_client(&self) {
+        let now = self.clock.now();
+        let client = Client {
+            id: self.config.introspection_client_id.clone(),
+            secret_hash: Some(hash_secret(
+                self.config.introspection_client_secret.expose(),
+            )),
+            name: Some("MCP server (resource server)".into()),
+            redirect_uris: Vec::new(),
+            any_loopback_redirect: false,
+            grant_types: Vec::new(),
+            response_types: Vec::new(),
+            auth_method: AuthMethod::ClientSecretBasic,
+            scope: Scope::default(),
+            issued_at: now,
+            dynamic: false,
+            last_used: now.into(),
+        };
+        self.clients
+            .insert(client)
+            .expect("an empty store has room for the resource server's client");
     }
 
     /// The demo client: confidential, every grant, any loopback redirect URI.
@@ -176,6 +203,7 @@ impl AppState {
         let revoked = self.revocations.sweep(now);
         let clients = self.clients.sweep(idle_before);
         self.throttle.sweep();
+        self.limits.sweep();
         if codes + refresh + revoked + clients > 0 {
             tracing::debug!(codes, refresh, revoked, clients, "swept expired entries");
         }

@@ -131,12 +131,7 @@ pub async fn token_post(
     headers: HeaderMap,
     FormParams(params): FormParams,
 ) -> Result<TokenResponse> {
-    let presented = client_auth::presented(&headers, &params)?;
-    if let Some(p) = &presented {
-        state.ensure_client(&p.client_id).await.map_err(|e| {
-            OAuthError::invalid_client(format!("the client's metadata document was refused: {e}"))
-        })?;
-    }
+    let presented = client_auth::identify(&state, &headers, &params).await?;
     let grant = Grant::try_from(&params)?;
     let client = client_auth::authenticate(&state, presented)?;
     let resource = params

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use url::Url;
 
+pub mod ratelimit;
 pub mod signals;
 pub mod telemetry;
 pub mod urls;
@@ -730,6 +731,45 @@ mod tests {
         ));
         let strong = "k".repeat(40);
         assert!(with(&[("DEMO_MODE", "false"), ("SECRET_KEY", &strong)]).is_ok());
+    }
+
+    #[test]
+    fn production_on_a_public_address_needs_tls_or_a_proxy() {
+        let strong = "k".repeat(40);
+        let base = [
+            ("DEMO_MODE", "false"),
+            ("SECRET_KEY", strong.as_str()),
+            ("MCP_SERVER_HOST", "0.0.0.0"),
+        ];
+        let err = with(&base).unwrap_err().to_string();
+        assert!(
+            err.contains("MCP_SERVER_HOST") && err.contains("BEHIND_TLS_PROXY"),
+            "{err}"
+        );
+        let mut behind = base.to_vec();
+        behind.push(("BEHIND_TLS_PROXY", "true"));
+        behind.push(("TRUSTED_PROXIES", "10.0.0.1, ::1"));
+        let c = with(&behind).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        let mut tls = base.to_vec();
+        tls.push(("TLS_CERT_FILE", "cert.pem"));
+        assert!(with(&tls).is_err(), "a certificate without its key");
+        tls.push(("TLS_KEY_FILE", "key.pem"));
+        assert!(with(&tls).unwrap().tls.is_some());
+        // Demo mode and loopback addresses need neither.
+        assert!(with(&[("MCP_SERVER_HOST", "0.0.0.0")]).is_ok());
+    }
+
+    #[test]
+    fn the_introspection_secret_is_derived_from_the_secret_key_unless_set() {
+        let a = with(&[("SECRET_KEY", "one")]).unwrap();
+        let b = with(&[("SECRET_KEY", "two")]).unwrap();
+        assert_ne!(a.introspection_client_secret, b.introspection_client_secret);
+        assert_eq!(a.introspection_client_secret.expose().len(), 64);
+        let c = with(&[("MCP_INTROSPECTION_CLIENT_SECRET", "given")]).unwrap();
+        assert_eq!(c.introspection_client_secret.expose(), "given");
+        assert_eq!(c.revocation_check, Duration::from_secs(10));
+        assert_eq!(c.refresh_grace, Duration::from_secs(10));
     }
 
     #[test]

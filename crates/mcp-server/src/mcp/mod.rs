@@ -21,6 +21,8 @@ use axum::routing::{get, post};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use shared_config::paths;
 
+use shared_config::ratelimit::RetryAfter;
+
 use crate::auth::{BearerError, Challenge, Principal, bearer_token, is_loopback_authority};
 use crate::sessions::SessionKey;
 use crate::state::AppState;
@@ -196,6 +198,21 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         }
     } else if let Some(key) = &session {
         principal = shared.session_principal(key).await;
+    }
+
+    if let Some(p) = &principal
+        && let Err(RetryAfter(secs)) = shared.admit(p)
+    {
+        let mut response = rpc::error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            rpc::INTERNAL_ERROR,
+            format!("Too many requests: retry after {secs} s"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
+        return response;
     }
 
     // Read the body of a POST to learn what it calls.

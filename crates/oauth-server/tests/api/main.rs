@@ -7,6 +7,7 @@ mod authorize;
 mod cimd;
 mod discovery;
 mod helpers;
+mod limits;
 mod register;
 mod revoke_introspect;
 mod signin;

@@ -152,3 +152,48 @@ async fn introspection_requires_a_confidential_client() {
     let (status, _) = json_of(app.post_form("/oauth/introspect", &[("token", "x")]).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_registered_client_may_introspect_only_its_own_tokens() {
+    let app = spawn_app().await;
+    let (_, issued) = json_of(
+        app.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo_client"),
+            ("client_secret", "demo_secret"),
+        ])
+        .await,
+    )
+    .await;
+    let token = issued["access_token"].as_str().unwrap();
+    let scanner = app.register_code_client(false).await;
+    let ask = |id: String, secret: String| {
+        let app = &app;
+        async move {
+            json_of(
+                app.post_form(
+                    "/oauth/introspect",
+                    &[
+                        ("token", token),
+                        ("client_id", &id),
+                        ("client_secret", &secret),
+                    ],
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let (status, body) = ask(scanner.id.clone(), scanner.secret.clone().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"active": false}));
+    // The MCP server's own client (derived from SECRET_KEY) may introspect any token.
+    let config = &app.state.config;
+    let (_, body) = ask(
+        config.introspection_client_id.clone(),
+        config.introspection_client_secret.expose().to_owned(),
+    )
+    .await;
+    assert_eq!(body["active"], true);
+    assert_eq!(body["client_id"], "demo_client");
+}
