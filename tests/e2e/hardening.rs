@@ -111,3 +111,92 @@ async fn a_subject_over_its_rate_limit_gets_429_and_others_are_not_slowed() {
     let res = app.api(Method::GET, "/api/data", &bob, None).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn both_services_serve_https_from_the_configured_certificate() {
+    let app = spawn_with(use_test_tls).await;
+    assert!(app.oauth.starts_with("https://") && app.mcp.starts_with("https://"));
+    // The MCP server fetches the JWKS and introspects over https too.
+    let (token, _) = app.client_token("read write").await;
+    let res = app.api(Method::GET, "/api/data", &token, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let meta: Value = app
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/mcp/v1",
+            app.mcp
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], format!("{}/mcp/v1", app.mcp));
+    // Plain http to the https port gets no answer.
+    let plain = app.mcp.replace("https://", "http://");
+    let res = reqwest::Client::new()
+        .get(format!("{plain}/health"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(res.is_err() || !res.unwrap().status().is_success());
+}
+
+/// Sends `head` at once, then `slow` one byte at a time 100 ms apart; returns how long the
+/// server took to answer or close the connection (None if it never did) and what it answered.
+async fn trickle(addr: &str, head: &[u8], slow: &[u8]) -> (Option<Duration>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let start = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    for b in slow {
+        if stream.write_all(&[*b]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A closed or answering connection shows up as readable.
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut probe)).await
+        {
+            let mut answer = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer)).await;
+            return (
+                Some(start.elapsed()),
+                String::from_utf8_lossy(&answer).into_owned(),
+            );
+        }
+    }
+    (None, String::new())
+}
+
+#[tokio::test]
+async fn slow_headers_and_slow_bodies_are_cut_off() {
+    let app = spawn_with(|c| c.slow_client_timeout = Duration::from_secs(1)).await;
+    for base in [&app.oauth, &app.mcp] {
+        let addr = base.trim_start_matches("http://");
+        // Headers that never finish: the connection is closed after about a second.
+        let headers = format!(
+            "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Slow: {}",
+            "a".repeat(40)
+        );
+        let (closed, _) = trickle(addr, b"", headers.as_bytes()).await;
+        let closed = closed.expect("the server closed a connection whose headers trickled in");
+        assert!(closed < Duration::from_secs(4), "{closed:?}");
+    }
+    // A body that trickles in: refused with a JSON-RPC error and 408, then closed.
+    let addr = app.mcp.trim_start_matches("http://");
+    let body =
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping","padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+    let head = format!(
+        "POST /mcp/v1 HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (closed, answer) = trickle(addr, head.as_bytes(), body.as_bytes()).await;
+    let closed = closed.expect("the server answered a body that trickled in");
+    assert!(closed < Duration::from_secs(4), "{closed:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("too slowly"), "{answer}");
+}

@@ -75,16 +75,36 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         shutdown.clone().cancelled_owned(),
     ));
     TestApp {
-        oauth: format!("http://127.0.0.1:{oauth_port}"),
-        mcp: format!("http://127.0.0.1:{mcp_port}"),
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        oauth: config.issuer.clone(),
+        mcp: config.mcp_url.clone(),
+        http: test_client(&config),
         config,
         shutdown,
         oauth_shutdown,
     }
+}
+
+/// An HTTP client that trusts the configured test certificate authority, if any.
+fn test_client(config: &Config) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = &config.tls_ca_file {
+        let pem = std::fs::read(ca).unwrap();
+        builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// The test certificate for localhost and 127.0.0.1, and its certificate authority.
+pub fn use_test_tls(config: &mut Config) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    config.tls = Some(shared_config::TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    });
+    config.tls_ca_file = Some(dir.join("ca.pem"));
+    config.issuer = config.issuer.replace("http://", "https://");
+    config.mcp_url = config.mcp_url.replace("http://", "https://");
+    config.resources = vec![url::Url::parse(&config.mcp_url).unwrap()];
 }
 
 /// The claims of a token signed by the test's own key (the authorization server's key).

@@ -28,8 +28,8 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use shared_config::paths;
+use shared_config::server::ServeOptions;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -138,17 +138,13 @@ pub async fn serve(
             }
         })
     };
-    // Small responses (and the SSE frames of MCP answers) go out at once: without
-    // TCP_NODELAY, Nagle's algorithm and delayed ACKs add about 40 ms to each.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.cancel();
-        })
-        .await;
+    let options = ServeOptions::from_config(&state.config).map_err(std::io::Error::other)?;
+    let router = app(state);
+    let result = shared_config::server::serve(listener, router, options, async move {
+        shutdown.await;
+        stop.cancel();
+    })
+    .await;
     let _ = sweeper.await;
     result
 }

@@ -139,10 +139,15 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(path) = &config.tls_ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("reading TLS_CA_FILE {}: {e}", path.display()))?;
+            http = http.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem)?);
+        }
+        let http = http.build()?;
         let base = Url::parse(&config.mcp_url)?;
         let jwks = Jwks::new(
             config.endpoints().jwks,

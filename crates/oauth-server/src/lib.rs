@@ -39,8 +39,8 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use shared_config::paths;
+use shared_config::server::ServeOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -138,15 +138,8 @@ pub async fn serve(
             }
         })
     };
-    // Small responses (and the SSE frames of MCP answers) go out at once: without
-    // TCP_NODELAY, Nagle's algorithm and delayed ACKs add about 40 ms to each.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let options = ServeOptions::from_config(&state.config).map_err(std::io::Error::other)?;
+    let result = shared_config::server::serve(listener, app(state), options, shutdown).await;
     stop_sweeper.cancel();
     let _ = sweeper.await;
     result

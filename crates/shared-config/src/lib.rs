@@ -18,6 +18,7 @@ use std::time::Duration;
 use url::Url;
 
 pub mod ratelimit;
+pub mod server;
 pub mod signals;
 pub mod telemetry;
 pub mod urls;
@@ -204,6 +205,9 @@ pub struct Config {
     /// TLS_CERT_FILE and TLS_KEY_FILE: PEM certificate chain and private key; when both are set,
     /// both services serve https.
     pub tls: Option<TlsFiles>,
+    /// TLS_CA_FILE: PEM certificates trusted, on top of the system's, when the MCP server calls
+    /// the OAuth server (a private certificate authority).
+    pub tls_ca_file: Option<PathBuf>,
     /// BEHIND_TLS_PROXY (false): plain http is served to a TLS-terminating proxy; required for
     /// plain http on a non-loopback address when DEMO_MODE=false.
     pub behind_tls_proxy: bool,
@@ -436,6 +440,7 @@ impl Config {
                     ));
                 }
             },
+            tls_ca_file: get("TLS_CA_FILE").map(PathBuf::from),
             behind_tls_proxy: parse_bool("BEHIND_TLS_PROXY", get("BEHIND_TLS_PROXY"), false)?,
             trusted_proxies: get("TRUSTED_PROXIES")
                 .map(|v| {

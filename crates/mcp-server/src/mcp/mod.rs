@@ -221,6 +221,14 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let (body, calls) = if parts.method == Method::POST {
         let bytes = match to_bytes(body, state.config.max_body_bytes).await {
             Ok(b) => b,
+            Err(e) if shared_config::server::is_too_slow(&e) => {
+                return rpc::error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    None,
+                    rpc::INVALID_REQUEST,
+                    "the request body arrived too slowly",
+                );
+            }
             Err(_) => {
                 return rpc::error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
