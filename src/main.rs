@@ -11,8 +11,8 @@ async fn main() -> anyhow::Result<()> {
         return oauth_server::signin::hash_password_command();
     }
     dotenvy::dotenv().ok();
-    shared_config::telemetry::init();
     let config = Config::from_env()?;
+    shared_config::telemetry::init(config.audit_log_file.as_deref())?;
     let shutdown = CancellationToken::new();
 
     // The OAuth server binds first, so the MCP server can fetch its JWKS at start.

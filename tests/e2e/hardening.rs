@@ -200,3 +200,47 @@ async fn slow_headers_and_slow_bodies_are_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("too slowly"), "{answer}");
 }
+
+#[tokio::test]
+async fn both_services_expose_prometheus_metrics() {
+    let app = spawn_app().await;
+    let (token, _) = app.client_token("read write").await;
+    app.api(Method::GET, "/api/data", &token, None).await;
+    app.api(Method::GET, "/api/data", "not-a-token", None).await;
+    let scrape = |base: String| {
+        let http = app.http.clone();
+        async move {
+            let res = http.get(format!("{base}/metrics")).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain; version=0.0.4")
+            );
+            res.text().await.unwrap()
+        }
+    };
+    let mcp = scrape(app.mcp.clone()).await;
+    for expected in [
+        r#"http_requests_total{service="mcp",route="/api/data",method="GET",status="200"}"#,
+        r#"http_requests_total{service="mcp",route="/api/data",method="GET",status="401"}"#,
+        r#"http_request_duration_seconds_bucket{service="mcp",route="/api/data",method="GET",le="0.001"}"#,
+        r#"auth_failures_total{service="mcp",reason="the token is not a JWT"}"#,
+        "mcp_sessions_active",
+        r#"store_entries{service="mcp",store="verified_tokens"}"#,
+    ] {
+        assert!(mcp.contains(expected), "{expected} missing from:\n{mcp}");
+    }
+    let oauth = scrape(app.oauth.clone()).await;
+    for expected in [
+        r#"oauth_tokens_issued_total{grant="client_credentials"}"#,
+        r#"http_requests_total{service="oauth",route="/oauth/token",method="POST",status="200"}"#,
+        r#"store_entries{service="oauth",store="clients"}"#,
+    ] {
+        assert!(
+            oauth.contains(expected),
+            "{expected} missing from:\n{oauth}"
+        );
+    }
+}

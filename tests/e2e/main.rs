@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod hardening;
 mod helpers;
+mod launcher;
 mod shortcuts;
 mod sse;
 mod streamable;

@@ -347,7 +347,7 @@ impl Introspector {
                 if down.is_none_or(|until| now >= until) {
                     tracing::warn!(
                         target: "audit",
-                        event = "revocation_check_unavailable",
+                        event = "revocation_check_unavailable", outcome = "degraded",
                         error = %e,
                         retry_in_secs = self.bound.as_secs(),
                         "the authorization server cannot be asked about revocation; tokens \
@@ -405,9 +405,30 @@ impl TokenVerifier {
         &self.jwks
     }
 
+    /// Verifies a token (see [`Self::check`]); a refusal is counted and logged as an audit
+    /// event.
+    pub async fn verify(&self, token: &str) -> Result<Principal, BearerError> {
+        self.check(token).await.inspect_err(|e| {
+            let reason = match e {
+                BearerError::Invalid(why) | BearerError::BadRequest(why) => *why,
+                BearerError::Missing => "no token",
+                BearerError::InsufficientScope(_) => "insufficient scope",
+            };
+            metrics::counter!("auth_failures_total", "service" => "mcp", "reason" => reason)
+                .increment(1);
+            tracing::info!(
+                target: "audit",
+                event = "bearer_rejected",
+                outcome = "refused",
+                reason,
+                "bearer token rejected"
+            );
+        })
+    }
+
     /// Verifies a token: from the cache when it can, by signature otherwise, then asks the
     /// authorization server whether it was revoked when the last answer is older than the bound.
-    pub async fn verify(&self, token: &str) -> Result<Principal, BearerError> {
+    async fn check(&self, token: &str) -> Result<Principal, BearerError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = unix_now();
         if self.revoked.contains_key(&key) {

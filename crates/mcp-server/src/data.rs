@@ -144,6 +144,15 @@ impl DataStore {
         }
     }
 
+    /// How many items all users hold (monitoring).
+    pub fn len(&self) -> usize {
+        self.items.iter().map(|e| e.value().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn profile(&self, p: &Principal) -> Result<Profile, ServiceError> {
         p.require(Scope::Read)?;
         let (name, email) = if p.subject == "demo_user" {

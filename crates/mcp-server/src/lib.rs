@@ -38,12 +38,15 @@ pub use state::AppState;
 
 /// The whole HTTP surface of the MCP server.
 pub fn app(state: AppState) -> Router {
+    shared_config::metrics::handle();
+    let trusted_proxies = state.config.trusted_proxies.clone();
     let router = Router::new()
         .route(paths::PRM_MCP, get(resource_metadata::prm_mcp_get))
         .route(paths::PRM_ROOT, get(resource_metadata::prm_root_get))
         .route(paths::AS_METADATA, get(resource_metadata::as_metadata_get))
         .route(paths::HEALTH, get(resource_metadata::health_get))
         .route(paths::OPENAPI, get(openapi::openapi_get))
+        .route(paths::METRICS, get(metrics_get))
         .merge(api::routes())
         .merge(mcp::routes(&state))
         .fallback(|| async {
@@ -54,20 +57,47 @@ pub fn app(state: AppState) -> Router {
                 .into_response()
         });
     router
+        .layer(axum::middleware::from_fn(|req, next| {
+            shared_config::metrics::track("mcp", req, next)
+        }))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,
         ))
         .layer(cors(&state.config))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            TraceLayer::new_for_http().make_span_with(move |req: &axum::extract::Request| {
                 let route = req
                     .extensions()
                     .get::<axum::extract::MatchedPath>()
-                    .map_or(req.uri().path(), axum::extract::MatchedPath::as_str);
-                tracing::info_span!("request", method = %req.method(), route)
+                    .map_or("unmatched", axum::extract::MatchedPath::as_str);
+                let address = shared_config::ratelimit::request_address(req, &trusted_proxies);
+                tracing::info_span!("request", method = %req.method(), route, address)
             }),
         )
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text, with session and cache sizes read at scrape time.
+async fn metrics_get(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    metrics::gauge!("mcp_sessions_active").set(state.shared.sessions.len() as f64);
+    metrics::gauge!("mcp_sse_streams_open").set(state.sse.len() as f64);
+    metrics::gauge!("store_entries", "service" => "mcp", "store" => "verified_tokens")
+        .set(state.shared.verifier.cached() as f64);
+    metrics::gauge!("store_entries", "service" => "mcp", "store" => "data_items")
+        .set(state.shared.data.len() as f64);
+    let address: Option<std::net::IpAddr> =
+        shared_config::ratelimit::request_address(&request, &state.config.trusted_proxies)
+            .parse()
+            .ok();
+    let allowed = shared_config::metrics::allowed(
+        address,
+        request.headers(),
+        state.config.metrics_token.as_ref(),
+    );
+    shared_config::metrics::respond(allowed)
 }
 
 /// CORS for browser clients such as MCP Inspector: loopback origins and MCP_ALLOWED_ORIGINS.

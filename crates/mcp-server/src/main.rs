@@ -5,8 +5,8 @@ use shared_config::Config;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
-    shared_config::telemetry::init();
     let config = Config::from_env()?;
+    shared_config::telemetry::init(config.audit_log_file.as_deref())?;
     let addr = (config.mcp_host, config.mcp_port);
     let state = mcp_server::AppState::new(config)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;

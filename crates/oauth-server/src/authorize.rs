@@ -226,7 +226,7 @@ pub fn approve(
         .map_err(|full| to.error(OAuthError::store_full(full.0)))?;
     tracing::info!(
         target: "audit",
-        event = "authorization_granted",
+        event = "authorization_granted", outcome = "success",
         client_id = %request.client_id,
         subject = %subject,
         scope = %request.scope,

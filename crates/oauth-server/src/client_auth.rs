@@ -108,9 +108,11 @@ pub fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Ar
         ));
     };
     let fail = |reason: &'static str| {
+        metrics::counter!("auth_failures_total", "service" => "oauth", "reason" => reason)
+            .increment(1);
         tracing::warn!(
             target: "audit",
-            event = "client_authentication_failed",
+            event = "client_authentication_failed", outcome = "refused",
             client_id = %presented.client_id,
             reason,
             "client authentication failed"

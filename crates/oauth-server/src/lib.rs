@@ -52,6 +52,7 @@ pub use state::AppState;
 
 /// The whole HTTP surface of the authorization server.
 pub fn app(state: AppState) -> Router {
+    shared_config::metrics::handle();
     let config = &state.config;
     // The endpoints that act are rate limited per client address; documents are not.
     let acting = Router::new()
@@ -71,9 +72,14 @@ pub fn app(state: AppState) -> Router {
         .route(paths::JWKS, get(metadata::jwks_get))
         .route(paths::HEALTH, get(metadata::health_get))
         .route(paths::OPENAPI, get(openapi::openapi_get))
+        .route(paths::METRICS, get(metrics_get))
         .merge(acting)
         .fallback(not_found);
+    let trusted_proxies = config.trusted_proxies.clone();
     router
+        .layer(axum::middleware::from_fn(|req, next| {
+            shared_config::metrics::track("oauth", req, next)
+        }))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(cors(config))
         .layer(TimeoutLayer::with_status_code(
@@ -81,13 +87,15 @@ pub fn app(state: AppState) -> Router {
             config.request_timeout,
         ))
         .layer(
-            // The span names the route, never the query string (it may carry codes or state).
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // The span names the route and the client's address, never the query string (it may
+            // carry codes or state); audit events inherit both.
+            TraceLayer::new_for_http().make_span_with(move |req: &Request| {
                 let route = req
                     .extensions()
                     .get::<MatchedPath>()
                     .map_or("unmatched", MatchedPath::as_str);
-                tracing::info_span!("request", method = %req.method(), route)
+                let address = shared_config::ratelimit::request_address(req, &trusted_proxies);
+                tracing::info_span!("request", method = %req.method(), route, address)
             }),
         )
         .with_state(state)
@@ -111,6 +119,25 @@ fn cors(config: &shared_config::Config) -> CorsLayer {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([header::WWW_AUTHENTICATE])
         .max_age(std::time::Duration::from_secs(3600))
+}
+
+/// `GET /metrics`: Prometheus text, with the store sizes read at scrape time.
+async fn metrics_get(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    limits::ClientAddr(addr): limits::ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    for (store, len) in [
+        ("clients", state.clients.len()),
+        ("codes", state.codes.len()),
+        ("refresh_tokens", state.refresh_tokens.len()),
+        ("revocations", state.revocations.len()),
+    ] {
+        metrics::gauge!("store_entries", "service" => "oauth", "store" => store).set(len as f64);
+    }
+    let allowed =
+        shared_config::metrics::allowed(addr, &headers, state.config.metrics_token.as_ref());
+    shared_config::metrics::respond(allowed)
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -8,8 +8,8 @@ async fn main() -> anyhow::Result<()> {
         return oauth_server::signin::hash_password_command();
     }
     dotenvy::dotenv().ok();
-    shared_config::telemetry::init();
     let config = Config::from_env()?;
+    shared_config::telemetry::init(config.audit_log_file.as_deref())?;
     let addr = (config.oauth_host, config.oauth_port);
     let state = oauth_server::AppState::new(config)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -176,7 +176,7 @@ pub async fn register_post(
         .map_err(|full| OAuthError::store_full(full.0))?;
     tracing::info!(
         target: "audit",
-        event = "client_registered",
+        event = "client_registered", outcome = "success",
         client_id = %client.id,
         auth_method = client.auth_method.as_str(),
         "client registered"

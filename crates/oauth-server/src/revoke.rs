@@ -43,7 +43,7 @@ pub async fn revoke_post(
             }
             tracing::info!(
                 target: "audit",
-                event = "token_revoked",
+                event = "token_revoked", outcome = "success",
                 kind = "refresh_token",
                 client_id = %client.id,
                 subject = %grant.subject,
@@ -64,7 +64,7 @@ pub async fn revoke_post(
                 .map_err(|full| OAuthError::store_full(full.0))?;
             tracing::info!(
                 target: "audit",
-                event = "token_revoked",
+                event = "token_revoked", outcome = "success",
                 kind = "access_token",
                 client_id = %client.id,
                 subject = %claims.sub,

@@ -498,7 +498,9 @@ pub async fn sign_in_post(
             .flatten();
     let Some(user) = user else {
         state.throttle.fail(&keys);
-        tracing::warn!(target: "audit", event = "sign_in_failed", username = %username, "sign-in failed");
+        metrics::counter!("auth_failures_total", "service" => "oauth", "reason" => "wrong password")
+            .increment(1);
+        tracing::warn!(target: "audit", event = "sign_in_failed", outcome = "refused", username = %username, "sign-in failed");
         return sign_in_page(
             &state,
             &request,
@@ -508,7 +510,7 @@ pub async fn sign_in_post(
         );
     };
     state.throttle.succeed(&keys);
-    tracing::info!(target: "audit", event = "signed_in", username = %user, "user signed in");
+    tracing::info!(target: "audit", event = "signed_in", outcome = "success", username = %user, "user signed in");
     let mut response = StatusCode::SEE_OTHER.into_response();
     let back = format!("{}?{}", shared_config::paths::AUTHORIZE, query);
     if let Ok(v) = HeaderValue::from_str(&back) {
@@ -561,12 +563,12 @@ pub async fn consent_post(
             state
                 .consents
                 .remember(&session.u, &request.client_id, request.scope);
-            tracing::info!(target: "audit", event = "consent_given", username = %session.u, client_id = %request.client_id, scope = %request.scope, "consent given");
+            tracing::info!(target: "audit", event = "consent_given", outcome = "success", username = %session.u, client_id = %request.client_id, scope = %request.scope, "consent given");
             authorize::approve(&state, request, &session.u)
                 .unwrap_or_else(IntoResponse::into_response)
         }
         Some("deny") => {
-            tracing::info!(target: "audit", event = "consent_denied", username = %session.u, client_id = %request.client_id, "consent denied");
+            tracing::info!(target: "audit", event = "consent_denied", outcome = "denied", username = %session.u, client_id = %request.client_id, "consent denied");
             let location = authorize::redirect_with(
                 &request.redirect_uri,
                 &[

@@ -144,7 +144,8 @@ pub async fn token_post(
             grant.grant_type().as_str()
         )));
     }
-    match grant {
+    let grant_type = grant.grant_type().as_str();
+    let result = match grant {
         Grant::AuthorizationCode {
             code,
             redirect_uri,
@@ -161,7 +162,11 @@ pub async fn token_post(
         Grant::RefreshToken { token, scope } => {
             refresh(&state, &client, &token, scope, resource).await
         }
+    };
+    if result.is_ok() {
+        metrics::counter!("oauth_tokens_issued_total", "grant" => grant_type).increment(1);
     }
+    result
 }
 
 /// An RFC 8707 resource must be one this server issues tokens for, or a URL under one.
@@ -215,7 +220,7 @@ fn exchange_code(
         Redeem::Replayed(issued) => {
             tracing::warn!(
                 target: "audit",
-                event = "authorization_code_replay",
+                event = "authorization_code_replay", outcome = "refused",
                 client_id = %client.id,
                 "authorization code presented twice; revoking the tokens issued from it"
             );
@@ -315,7 +320,7 @@ async fn refresh(
             }
             tracing::warn!(
                 target: "audit",
-                event = "refresh_token_reuse",
+                event = "refresh_token_reuse", outcome = "refused",
                 client_id = %client.id,
                 subject = %grant.subject,
                 access_tokens_revoked = revoked.len(),
@@ -340,7 +345,7 @@ async fn refresh(
             let answer = tokio::time::timeout(RETRY_WAIT, rotation.wait()).await;
             tracing::info!(
                 target: "audit",
-                event = "refresh_token_retry",
+                event = "refresh_token_retry", outcome = "success",
                 client_id = %client.id,
                 "a refresh was repeated within the grace window; the rotation's answer is repeated"
             );
@@ -433,7 +438,7 @@ fn issue(
     };
     tracing::info!(
         target: "audit",
-        event = "token_issued",
+        event = "token_issued", outcome = "success",
         client_id = %client.id,
         subject = %subject,
         scope = %claims.scope,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use url::Url;
 
+pub mod metrics;
 pub mod ratelimit;
 pub mod server;
 pub mod signals;
@@ -43,6 +44,8 @@ pub mod paths {
     pub const REVOKE: &str = "/oauth/revoke";
     /// RFC 7662 token introspection.
     pub const INTROSPECT: &str = "/oauth/introspect";
+    /// Prometheus metrics of either service.
+    pub const METRICS: &str = "/metrics";
     /// Liveness of either service.
     pub const HEALTH: &str = "/health";
     /// The OpenAPI 3.1 description of either service.

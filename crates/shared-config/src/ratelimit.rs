@@ -110,6 +110,21 @@ pub fn client_address(
     Some(result)
 }
 
+/// [`client_address`] of a request served with connection info, as a string for logs ("-"
+/// when unknown).
+pub fn request_address(request: &axum::extract::Request, trusted_proxies: &[IpAddr]) -> String {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    client_address(peer, forwarded, trusted_proxies)
+        .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -191,10 +191,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     if let Some(token) = &bearer {
         match shared.verifier.verify(token).await {
             Ok(p) => principal = Some(p),
-            Err(e) => {
-                tracing::info!(target: "audit", event = "bearer_rejected", reason = ?e, "bearer token rejected");
-                return challenge(&state, req.headers(), e);
-            }
+            Err(e) => return challenge(&state, req.headers(), e),
         }
     } else if let Some(key) = &session {
         principal = shared.session_principal(key).await;
@@ -267,7 +264,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     if let Some(key) = &session
         && shared.sessions.admit(key, principal.as_ref()).is_err()
     {
-        tracing::warn!(target: "audit", event = "session_principal_mismatch", "a session was used by another principal");
+        tracing::warn!(target: "audit", event = "session_principal_mismatch", outcome = "refused", "a session was used by another principal");
         return rpc::error_response(
             StatusCode::NOT_FOUND,
             None,
