@@ -163,6 +163,7 @@ pub struct ItemChange {
 /// `GET /api/user/profile`
 #[utoipa::path(get, path = paths::API_PROFILE, security(("bearer" = [])), responses(
         (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
         (status = 200, body = crate::data::Profile),
     ))]
@@ -181,6 +182,7 @@ pub(crate) async fn profile_get(
 /// `GET /api/data`
 #[utoipa::path(get, path = paths::API_DATA, security(("bearer" = [])), responses(
         (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
         (status = 200, body = crate::data::ItemList),
     ))]
@@ -199,6 +201,7 @@ pub(crate) async fn data_get(
 /// `POST /api/data`
 #[utoipa::path(post, path = paths::API_DATA, security(("bearer" = [])), request_body = NewItem, responses(
         (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
         (status = 201, body = crate::data::Item),
         (status = 400, body = crate::openapi::ErrorBody),
@@ -220,6 +223,7 @@ pub(crate) async fn data_post(
 /// `PUT /api/data/{id}`
 #[utoipa::path(put, path = paths::API_DATA_ITEM, security(("bearer" = [])), params(("id" = String, Path)), request_body = ItemChange, responses(
         (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
         (status = 200, body = crate::data::Item),
         (status = 400, body = crate::openapi::ErrorBody),
@@ -242,6 +246,7 @@ pub(crate) async fn data_put(
 /// `DELETE /api/data/{id}`
 #[utoipa::path(delete, path = paths::API_DATA_ITEM, security(("bearer" = [])), params(("id" = String, Path)), responses(
         (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
         (status = 200, body = crate::data::Deleted),
         (status = 404, body = crate::openapi::ErrorBody),

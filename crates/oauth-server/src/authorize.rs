@@ -37,6 +37,7 @@ pub struct Approved {
     (status = 302, description = "back to the redirect URI with code (or error), state and iss"),
     (status = 200, description = "the sign-in or consent page (DEMO_MODE=false)", content_type = "text/html", body = String),
     (status = 400, description = "the client or redirect URI cannot be trusted: an error page", content_type = "text/html", body = String),
+    (status = 429, description = "over a rate limit (Retry-After)"),
 ))]
 pub async fn authorize_get(
     State(state): State<AppState>,

@@ -280,6 +280,7 @@ fn to_client(url: &str, doc: Document, now: u64) -> Result<Client, String> {
         issued_at: now,
         dynamic: false,
         last_used: AtomicU64::new(now),
+        registration_token_hash: None,
     })
 }
 

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     InvalidRedirectUri,
     InvalidClientMetadata,
+    /// RFC 6750 section 3.1 (RFC 7592 registration access tokens).
+    InvalidToken,
 }
 
 impl ErrorCode {
@@ -45,6 +47,7 @@ impl ErrorCode {
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidToken => "invalid_token",
         }
     }
 }
@@ -73,7 +76,7 @@ pub type Result<T, E = OAuthError> = std::result::Result<T, E>;
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
         let status = match code {
-            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -152,6 +155,12 @@ impl IntoResponse for OAuthError {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"oauth\", charset=\"UTF-8\""),
+            );
+        }
+        if self.code == ErrorCode::InvalidToken {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
         }
         if let Some(secs) = self.retry_after {

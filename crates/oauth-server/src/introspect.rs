@@ -20,6 +20,7 @@ use crate::token::AccessClaims;
         (status = 200, body = crate::openapi::IntrospectionBody),
         (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 415, body = crate::openapi::ErrorBody),
     ))]
 pub async fn introspect_post(

@@ -57,6 +57,12 @@ pub fn app(state: AppState) -> Router {
     // The endpoints that act are rate limited per client address; documents are not.
     let acting = Router::new()
         .route(paths::REGISTER, post(register::register_post))
+        .route(
+            paths::REGISTER_CLIENT,
+            get(register::client_get)
+                .put(register::client_put)
+                .delete(register::client_delete),
+        )
         .route(paths::AUTHORIZE, get(authorize::authorize_get))
         .route(paths::SIGN_IN, post(signin::sign_in_post))
         .route(paths::CONSENT, post(signin::consent_post))

@@ -68,6 +68,10 @@ pub struct RegistrationBody {
     pub response_types: Vec<String>,
     pub token_endpoint_auth_method: String,
     pub scope: String,
+    /// RFC 7592: where the client reads, updates and deletes its registration.
+    pub registration_client_uri: String,
+    /// RFC 7592: the bearer token for that endpoint; in the registration response only.
+    pub registration_access_token: Option<String>,
 }
 
 #[derive(OpenApi)]
@@ -81,6 +85,9 @@ pub struct RegistrationBody {
         crate::metadata::jwks_get,
         crate::metadata::health_get,
         crate::register::register_post,
+        crate::register::client_get,
+        crate::register::client_put,
+        crate::register::client_delete,
         crate::authorize::authorize_get,
         crate::token::token_post,
         crate::revoke::revoke_post,
@@ -93,6 +100,7 @@ pub struct RegistrationBody {
         IntrospectionBody,
         RegistrationBody,
         crate::register::RegistrationRequest,
+        crate::register::UpdateRequest,
         crate::token::TokenResponse
     ))
 )]

@@ -1,16 +1,19 @@
 //! Dynamic client registration (RFC 7591 sections 2 and 3): metadata validation, client
-//! creation, and the 201 response with the issued credentials.
+//! creation, and the 201 response with the issued credentials; and client configuration
+//! management (RFC 7592 section 2): read, update and delete with the registration access token.
 
 use std::sync::atomic::AtomicU64;
 
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::domain::{AuthMethod, GrantType, RedirectUri, Scope};
-use crate::error::{OAuthError, Result};
+use crate::error::{ErrorCode, OAuthError, Result};
 use crate::params::JsonBody;
 use crate::state::AppState;
 use crate::store::{Client, hash_secret, random_token};
@@ -146,6 +149,7 @@ impl TryFrom<RegistrationRequest> for NewClient {
     (status = 400, body = crate::openapi::ErrorBody),
     (status = 413, body = crate::openapi::ErrorBody),
     (status = 415, body = crate::openapi::ErrorBody),
+    (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
     (status = 503, body = crate::openapi::ErrorBody),
 ))]
 pub async fn register_post(
@@ -156,6 +160,7 @@ pub async fn register_post(
     let now = state.clock.now();
     let client_id = uuid::Uuid::new_v4().to_string();
     let secret = new.auth_method.is_confidential().then(random_token);
+    let registration_token = random_token();
     let client = Client {
         id: client_id,
         secret_hash: secret.as_deref().map(hash_secret),
@@ -169,6 +174,7 @@ pub async fn register_post(
         issued_at: now,
         dynamic: true,
         last_used: AtomicU64::new(now),
+        registration_token_hash: Some(hash_secret(&registration_token)),
     };
     let client = state
         .clients
@@ -181,7 +187,17 @@ pub async fn register_post(
         auth_method = client.auth_method.as_str(),
         "client registered"
     );
+    let mut body = describe(&state, &client);
+    if let Some(secret) = secret {
+        body["client_secret"] = Value::from(secret);
+        body["client_secret_expires_at"] = Value::from(0);
+    }
+    body["registration_access_token"] = Value::from(registration_token);
+    Ok(no_store(StatusCode::CREATED, body))
+}
 
+/// A client's registered metadata, with its RFC 7592 configuration endpoint.
+fn describe(state: &AppState, client: &Client) -> Value {
     let mut body = json!({
         "client_id": client.id,
         "client_id_issued_at": client.issued_at,
@@ -190,19 +206,158 @@ pub async fn register_post(
         "response_types": client.response_types,
         "token_endpoint_auth_method": client.auth_method.as_str(),
         "scope": client.scope.to_string(),
+        "registration_client_uri": format!("{}/{}", state.endpoints.registration, client.id),
     });
     if let Some(name) = &client.name {
         body["client_name"] = Value::from(name.as_str());
     }
-    if let Some(secret) = secret {
-        body["client_secret"] = Value::from(secret);
-        body["client_secret_expires_at"] = Value::from(0);
-    }
-    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    body
+}
+
+fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
+}
+
+/// The client a configuration request may manage: the one named in the path, when the bearer
+/// token is its registration access token. Anything else is 401 invalid_token (RFC 7592
+/// section 2: an unknown client is answered like a bad token).
+fn managed(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<Client>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let client = state.clients.get(id);
+    match (client, token) {
+        (Some(client), Some(token)) if client.registration_token_matches(token) => Ok(client),
+        _ => {
+            tracing::warn!(
+                target: "audit",
+                event = "client_management_refused", outcome = "refused",
+                client_id = %id,
+                "a client configuration request without a valid registration access token"
+            );
+            Err(OAuthError::new(
+                ErrorCode::InvalidToken,
+                "the registration access token is missing or invalid for this client",
+            ))
+        }
+    }
+}
+
+/// `GET /oauth/register/{client_id}` (RFC 7592 section 2.1)
+#[utoipa::path(get, path = shared_config::paths::REGISTER_CLIENT,
+    params(("client_id" = String, Path)),
+    responses(
+        (status = 200, body = crate::openapi::RegistrationBody),
+        (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
+    ))]
+pub async fn client_get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let client = managed(&state, &headers, &id)?;
+    Ok(no_store(StatusCode::OK, describe(&state, &client)))
+}
+
+/// An RFC 7592 update: the whole metadata again, with the client's id (and secret, if sent).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct UpdateRequest {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(flatten)]
+    pub metadata: RegistrationRequest,
+}
+
+/// `PUT /oauth/register/{client_id}` (RFC 7592 section 2.2)
+#[utoipa::path(put, path = shared_config::paths::REGISTER_CLIENT,
+    params(("client_id" = String, Path)),
+    request_body = UpdateRequest,
+    responses(
+        (status = 200, body = crate::openapi::RegistrationBody),
+        (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody),
+        (status = 415, body = crate::openapi::ErrorBody),
+    ))]
+pub async fn client_put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<UpdateRequest>,
+) -> Result<Response> {
+    let client = managed(&state, &headers, &id)?;
+    if request.client_id != client.id {
+        return Err(OAuthError::invalid_request(
+            "client_id in the body does not match the client being updated",
+        ));
+    }
+    if let Some(secret) = &request.client_secret
+        && !client.secret_matches(secret)
+    {
+        return Err(OAuthError::invalid_request(
+            "client_secret does not match the client's secret",
+        ));
+    }
+    let new = NewClient::try_from(request.metadata)?;
+    if new.auth_method.is_confidential() != client.is_confidential() {
+        return Err(OAuthError::invalid_client_metadata(
+            "token_endpoint_auth_method cannot change between public and confidential; register a new client",
+        ));
+    }
+    let updated = Client {
+        id: client.id.clone(),
+        secret_hash: client.secret_hash,
+        name: new.name,
+        redirect_uris: new.redirect_uris,
+        any_loopback_redirect: false,
+        grant_types: new.grant_types,
+        response_types: new.response_types,
+        auth_method: new.auth_method,
+        scope: new.scope,
+        issued_at: client.issued_at,
+        dynamic: true,
+        last_used: AtomicU64::new(state.clock.now()),
+        registration_token_hash: client.registration_token_hash,
+    };
+    let body = describe(&state, &updated);
+    if !state.clients.replace(updated) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the client no longer exists",
+        ));
+    }
+    tracing::info!(target: "audit", event = "client_updated", outcome = "success", client_id = %id, "client metadata updated");
+    Ok(no_store(StatusCode::OK, body))
+}
+
+/// `DELETE /oauth/register/{client_id}` (RFC 7592 section 2.3): the client is gone, and with
+/// it every refresh token it holds (they need the client to be used).
+#[utoipa::path(delete, path = shared_config::paths::REGISTER_CLIENT,
+    params(("client_id" = String, Path)),
+    responses(
+        (status = 204),
+        (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
+    ))]
+pub async fn client_delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
+    managed(&state, &headers, &id)?;
+    state.clients.remove(&id);
+    tracing::info!(target: "audit", event = "client_deleted", outcome = "success", client_id = %id, "client deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::token::AccessClaims;
         (status = 200, description = "revoked, or unknown"),
         (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 415, body = crate::openapi::ErrorBody),
     ))]
 pub async fn revoke_post(

@@ -150,6 +150,7 @@ impl AppState {
             issued_at: now,
             dynamic: false,
             last_used: now.into(),
+            registration_token_hash: None,
         };
         self.clients
             .insert(client)
@@ -172,6 +173,7 @@ impl AppState {
             issued_at: now,
             dynamic: false,
             last_used: now.into(),
+            registration_token_hash: None,
         };
         self.clients
             .insert(client)

@@ -59,6 +59,8 @@ pub struct Client {
     pub dynamic: bool,
     /// Unix seconds of the last authorize or token request.
     pub last_used: AtomicU64,
+    /// SHA-256 of the RFC 7592 registration access token (dynamic clients only).
+    pub registration_token_hash: Option<Hash>,
 }
 
 impl Client {
@@ -68,6 +70,13 @@ impl Client {
 
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    /// Compares a presented registration access token with the stored hash in constant time.
+    pub fn registration_token_matches(&self, presented: &str) -> bool {
+        self.registration_token_hash
+            .as_ref()
+            .is_some_and(|h| bool::from(h.ct_eq(&hash_secret(presented))))
     }
 
     /// Compares a presented secret with the stored hash in constant time.
@@ -103,6 +112,10 @@ impl Client {
 pub trait ClientStore: Send + Sync {
     fn get(&self, id: &str) -> Option<Arc<Client>>;
     fn insert(&self, client: Client) -> Result<Arc<Client>, StoreFull>;
+    /// Replaces an existing client (RFC 7592 update); false when it is gone.
+    fn replace(&self, client: Client) -> bool;
+    /// Deletes a client (RFC 7592 delete).
+    fn remove(&self, id: &str) -> Option<Arc<Client>>;
     /// Removes dynamic clients unused since before `idle_before`; returns how many.
     fn sweep(&self, idle_before: u64) -> usize;
     /// How many entries the store holds (for monitoring and tests).
@@ -256,6 +269,20 @@ impl ClientStore for MemoryClients {
         let client = Arc::new(client);
         self.map.insert(client.id.clone(), Arc::clone(&client));
         Ok(client)
+    }
+
+    fn replace(&self, client: Client) -> bool {
+        match self.map.get_mut(&client.id) {
+            Some(mut entry) => {
+                *entry = Arc::new(client);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<Client>> {
+        self.map.remove(id).map(|(_, c)| c)
     }
 
     fn sweep(&self, idle_before: u64) -> usize {

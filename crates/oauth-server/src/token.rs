@@ -123,6 +123,7 @@ impl Grant {
         (status = 200, body = TokenResponse),
         (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 415, body = crate::openapi::ErrorBody),
         (status = 503, body = crate::openapi::ErrorBody),
     ))]

@@ -36,6 +36,8 @@ pub mod paths {
     pub const TOKEN: &str = "/oauth/token";
     /// RFC 7591 dynamic client registration.
     pub const REGISTER: &str = "/oauth/register";
+    /// RFC 7592 client configuration endpoint (read, update, delete).
+    pub const REGISTER_CLIENT: &str = "/oauth/register/{client_id}";
     /// The sign-in form posts here.
     pub const SIGN_IN: &str = "/oauth/signin";
     /// The consent form posts here.

@@ -8,6 +8,7 @@ mod cimd;
 mod discovery;
 mod helpers;
 mod limits;
+mod manage;
 mod register;
 mod revoke_introspect;
 mod signin;
