@@ -244,3 +244,55 @@ async fn both_services_expose_prometheus_metrics() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_mcp_server_learns_a_rotated_key_by_itself() {
+    let app = spawn_with(|c| {
+        c.key_rotation = Some(Duration::from_secs(2));
+        c.key_publish_lead = Duration::from_secs(1);
+        c.sweep_interval = Duration::from_secs(1);
+        // No refetch on an unknown kid for an hour: only the periodic reading can help.
+        c.jwks_min_refresh = Duration::from_secs(3600);
+    })
+    .await;
+    let (old_token, _) = app.client_token("read").await;
+    let old_kid = jsonwebtoken::decode_header(&old_token)
+        .unwrap()
+        .kid
+        .unwrap();
+    assert_eq!(
+        app.api(Method::GET, "/api/data", &old_token, None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Spend the one unknown-kid refetch on a key nobody has.
+    let mut stray = claims(&app, "mallory", "read");
+    stray["jti"] = "stray".into();
+    let stray = stranger_key().sign(&stray).unwrap();
+    assert_eq!(
+        app.api(Method::GET, "/api/data", &stray, None)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let start = std::time::Instant::now();
+    let new_token = loop {
+        let (token, _) = app.client_token("read").await;
+        if jsonwebtoken::decode_header(&token).unwrap().kid.unwrap() != old_kid {
+            break token;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no rotation");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let res = app.api(Method::GET, "/api/data", &new_token, None).await;
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+    // Tokens of the old key keep working until they expire.
+    assert_eq!(
+        app.api(Method::GET, "/api/data", &old_token, None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}

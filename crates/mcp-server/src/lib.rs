@@ -157,12 +157,21 @@ pub async fn serve(
         let state = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            // New signing keys are published KEY_PUBLISH_LEAD_SECS before they sign: reading the
+            // JWKS twice in that time means each is known before its first token arrives.
+            let mut keys = tokio::time::interval(state.config.key_publish_lead / 2);
+            keys.tick().await;
             loop {
                 tokio::select! {
                     _ = state.shutdown.cancelled() => break,
                     _ = tick.tick() => {
                         state.shared.sessions.sweep();
                         state.shared.subject_limits.sweep();
+                    }
+                    _ = keys.tick() => {
+                        if let Err(e) = state.shared.verifier.jwks().refresh().await {
+                            tracing::warn!(error = %e, "the JWKS could not be read again; keeping the cached keys");
+                        }
                     }
                 }
             }

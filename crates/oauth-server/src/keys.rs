@@ -1,9 +1,13 @@
 //! Token signing keys and the JSON Web Key Set (RFC 7517, RFC 7518 sections 3.3, 3.4 and 6,
 //! RFC 7638 thumbprints as `kid`): RS256 (the default) or ES256 keys parsed once at start-up,
 //! signing with aws-lc-rs directly, and verification of this server's own access tokens
-//! (RFC 9068) for introspection and revocation.
+//! (RFC 9068) for introspection and revocation; and key rotation, with each new key published
+//! before it signs and each old one kept until its tokens have expired.
 
 use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
 
 use anyhow::{Context, bail};
 use aws_lc_rs::encoding::AsDer;
@@ -209,19 +213,75 @@ pub enum VerifyError {
     Invalid,
 }
 
-/// The keys of this server: one current key that signs, and retired keys that only verify.
+/// The keys of this server: one current key that signs; an upcoming key, already published so
+/// that resource servers know it before it signs; and retired keys that only verify, until the
+/// tokens they signed have expired (configured retired keys stay until removed from the
+/// configuration).
 #[derive(Debug)]
 pub struct KeySet {
-    current: SigningKey,
-    retired: Vec<SigningKey>,
+    inner: RwLock<Keys>,
     issuer: String,
+}
+
+#[derive(Debug)]
+struct Keys {
+    current: Arc<SigningKey>,
+    /// The next key and when it starts signing.
+    upcoming: Option<(Arc<SigningKey>, u64)>,
+    /// Keys that only verify, and until when (None: as long as configured).
+    retired: Vec<(Arc<SigningKey>, Option<u64>)>,
+    /// When the last rotation began; None until the first maintenance.
+    rotated_at: Option<u64>,
+    /// The JWKS document, serialized once per change.
+    jwks: Bytes,
+}
+
+impl Keys {
+    fn all(&self) -> impl Iterator<Item = &Arc<SigningKey>> {
+        std::iter::once(&self.current)
+            .chain(self.upcoming.iter().map(|(k, _)| k))
+            .chain(self.retired.iter().map(|(k, _)| k))
+    }
+
+    fn publish(&mut self) {
+        let keys: Vec<&Value> = self.all().map(|k| &k.jwk).collect();
+        self.jwks = json!({ "keys": keys }).to_string().into();
+    }
+}
+
+/// What a rotation schedule needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    /// How often a new key is made (None: never).
+    pub every: Option<u64>,
+    /// How long a new key is published before it signs.
+    pub lead: u64,
+    /// How long a replaced key keeps verifying: the access token lifetime plus leeway.
+    pub keep: u64,
+}
+
+impl Rotation {
+    pub fn from_config(config: &shared_config::Config) -> Self {
+        Self {
+            every: config.key_rotation.map(|d| d.as_secs()),
+            lead: config.key_publish_lead.as_secs(),
+            keep: config.access_token_ttl.as_secs() + 60,
+        }
+    }
 }
 
 impl KeySet {
     pub fn new(current: SigningKey, retired: Vec<SigningKey>, issuer: impl Into<String>) -> Self {
+        let mut keys = Keys {
+            current: Arc::new(current),
+            upcoming: None,
+            retired: retired.into_iter().map(|k| (Arc::new(k), None)).collect(),
+            rotated_at: None,
+            jwks: Bytes::new(),
+        };
+        keys.publish();
         Self {
-            current,
-            retired,
+            inner: RwLock::new(keys),
             issuer: issuer.into(),
         }
     }
@@ -242,28 +302,87 @@ impl KeySet {
         Ok(Self::new(current, retired, config.issuer.clone()))
     }
 
-    pub fn current(&self) -> &SigningKey {
-        &self.current
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Keys> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key that signs now.
+    pub fn current(&self) -> Arc<SigningKey> {
+        Arc::clone(&self.read().current)
     }
 
     /// The public keys, current first (RFC 7517 section 5).
     pub fn jwks(&self) -> Value {
-        let keys: Vec<&Value> = std::iter::once(&self.current)
-            .chain(&self.retired)
-            .map(|k| &k.jwk)
-            .collect();
-        json!({ "keys": keys })
+        serde_json::from_slice(&self.read().jwks).unwrap_or_default()
+    }
+
+    /// The JWKS document, serialized.
+    pub fn jwks_bytes(&self) -> Bytes {
+        self.read().jwks.clone()
     }
 
     /// The algorithms of the published keys.
     pub fn algorithms(&self) -> Vec<&'static str> {
-        let mut algs: Vec<&'static str> = std::iter::once(&self.current)
-            .chain(&self.retired)
-            .map(SigningKey::algorithm)
-            .collect();
+        let keys = self.read();
+        let mut algs: Vec<&'static str> = keys.all().map(|k| k.algorithm()).collect();
         algs.sort_unstable();
         algs.dedup();
         algs
+    }
+
+    /// Starts a rotation now: a new key of the current algorithm is published, to sign from
+    /// `now + lead`. Returns its kid.
+    pub fn begin_rotation(&self, now: u64, lead: u64) -> anyhow::Result<String> {
+        let es256 = self.read().current.alg == Algorithm::ES256;
+        // Generated outside the lock: an RSA key takes a moment.
+        let key = Arc::new(if es256 {
+            SigningKey::generate_es256()?
+        } else {
+            SigningKey::generate()?
+        });
+        let kid = key.kid.clone();
+        let mut keys = self.write();
+        keys.upcoming = Some((key, now + lead));
+        keys.rotated_at = Some(now);
+        keys.publish();
+        drop(keys);
+        tracing::info!(target: "audit", event = "signing_key_published", outcome = "success", kid = %kid, signs_from = now + lead, "a new signing key is published");
+        Ok(kid)
+    }
+
+    /// Moves the schedule on: an upcoming key whose time has come starts signing (the old one
+    /// verifies for `keep` more seconds), expired retired keys leave the JWKS, and a rotation
+    /// begins when one is due.
+    pub fn maintain(&self, now: u64, rotation: Rotation) {
+        let due = {
+            let mut keys = self.write();
+            let mut changed = false;
+            if let Some((_, at)) = &keys.upcoming
+                && now >= *at
+            {
+                let (next, _) = keys.upcoming.take().expect("checked above");
+                let old = std::mem::replace(&mut keys.current, next);
+                tracing::info!(target: "audit", event = "signing_key_rotated", outcome = "success", kid = %keys.current.kid, retired_kid = %old.kid, "a new signing key signs from now on");
+                keys.retired.push((old, Some(now + rotation.keep)));
+                changed = true;
+            }
+            let before = keys.retired.len();
+            keys.retired
+                .retain(|(_, until)| until.is_none_or(|u| u > now));
+            changed |= keys.retired.len() != before;
+            if changed {
+                keys.publish();
+            }
+            let started = *keys.rotated_at.get_or_insert(now);
+            keys.upcoming.is_none() && rotation.every.is_some_and(|every| now >= started + every)
+        };
+        if due && let Err(e) = self.begin_rotation(now, rotation.lead) {
+            tracing::error!(error = %e, "a new signing key could not be made; the current one keeps signing");
+        }
     }
 
     /// Verifies a token signed by one of these keys, with that key's algorithm (RS256 or ES256),
@@ -281,9 +400,11 @@ impl KeySet {
             return Err(VerifyError::Invalid);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-        let key = std::iter::once(&self.current)
-            .chain(&self.retired)
+        let key = self
+            .read()
+            .all()
             .find(|k| k.kid == kid)
+            .cloned()
             .ok_or(VerifyError::UnknownKey)?;
         if header.alg != key.alg {
             return Err(VerifyError::Invalid);

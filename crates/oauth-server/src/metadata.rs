@@ -59,7 +59,7 @@ pub async fn metadata_get(State(state): State<AppState>) -> Response {
 /// `GET /.well-known/jwks.json`
 #[utoipa::path(get, path = shared_config::paths::JWKS, responses((status = 200, description = "the JSON Web Key Set", body = Object)))]
 pub async fn jwks_get(State(state): State<AppState>) -> Response {
-    json_bytes(state.jwks.clone(), "public, max-age=300")
+    json_bytes(state.keys.jwks_bytes(), "public, max-age=60")
 }
 
 /// `GET /health`

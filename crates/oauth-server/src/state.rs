@@ -66,8 +66,6 @@ pub struct AppState {
     pub resources: Arc<[Url]>,
     /// The RFC 8414 metadata document, serialized once.
     pub metadata: Bytes,
-    /// The JWKS document, serialized once.
-    pub jwks: Bytes,
     /// The people who may sign in (DEMO_MODE=false).
     pub users: Arc<crate::signin::Users>,
     /// Signs session cookies and CSRF tokens with SECRET_KEY.
@@ -102,7 +100,6 @@ impl AppState {
         let metadata = crate::metadata::document(&config, &endpoints, &keys.algorithms())
             .to_string()
             .into();
-        let jwks = keys.jwks().to_string().into();
         let state = Self {
             resources: config.resources.clone().into(),
             endpoints: Arc::new(endpoints),
@@ -116,7 +113,6 @@ impl AppState {
             revocations: Arc::new(MemoryRevocations::new(max)),
             clock,
             metadata,
-            jwks,
             users: Arc::new(crate::signin::Users::empty()),
             signer: Arc::new(crate::signin::Signer::new(config.secret_key.expose())),
             throttle: Default::default(),
@@ -199,6 +195,8 @@ impl AppState {
     /// Removes every expired code, token, revocation and idle registration.
     pub fn sweep(&self) {
         let now = self.clock.now();
+        self.keys
+            .maintain(now, crate::keys::Rotation::from_config(&self.config));
         let idle_before = now.saturating_sub(self.config.client_idle_ttl.as_secs());
         let codes = self.codes.sweep(now);
         let refresh = self.refresh_tokens.sweep(now);

@@ -227,6 +227,9 @@ pub struct Config {
     /// SIGNING_KEY_ROTATION_SECS (0: never): a new signing key is made this often; the old one
     /// stays in the JWKS until the tokens it signed have expired.
     pub key_rotation: Option<Duration>,
+    /// KEY_PUBLISH_LEAD_SECS (300): a new key is in the JWKS this long before it signs; the MCP
+    /// server reads the JWKS again every half of this, so it knows the key in time.
+    pub key_publish_lead: Duration,
     /// METRICS_TOKEN: a bearer token that opens /metrics to any address; without it /metrics
     /// answers loopback callers only.
     pub metrics_token: Option<Secret>,
@@ -465,6 +468,11 @@ impl Config {
                 "SIGNING_KEY_ROTATION_SECS",
                 get("SIGNING_KEY_ROTATION_SECS"),
                 0,
+            )?,
+            key_publish_lead: parse_secs(
+                "KEY_PUBLISH_LEAD_SECS",
+                get("KEY_PUBLISH_LEAD_SECS"),
+                300,
             )?,
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
         };

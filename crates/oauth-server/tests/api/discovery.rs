@@ -161,3 +161,68 @@ async fn an_unknown_path_is_a_json_404() {
     assert!(body["error"].is_string());
     let _: Value = body;
 }
+
+#[tokio::test]
+async fn a_new_key_is_published_before_it_signs_and_the_old_one_stays_until_its_tokens_expire() {
+    let app = spawn_with(|c| {
+        c.key_rotation = Some(std::time::Duration::from_secs(1000));
+        c.key_publish_lead = std::time::Duration::from_secs(60);
+    })
+    .await;
+    let kids = |jwks: &serde_json::Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let jwks = || async { json_of(app.get("/.well-known/jwks.json").await).await.1 };
+    let token_kid = |token: &str| -> String {
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        header.kid.unwrap()
+    };
+    let issue = || async {
+        let (_, body) = json_of(
+            app.token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "demo_client"),
+                ("client_secret", "demo_secret"),
+            ])
+            .await,
+        )
+        .await;
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    app.state.sweep();
+    let first = kids(&jwks().await);
+    assert_eq!(first.len(), 1);
+    let old_token = issue().await;
+
+    // The rotation is due: the new key is published, the old one still signs.
+    app.clock.advance(1000);
+    app.state.sweep();
+    let published = kids(&jwks().await);
+    assert_eq!(published.len(), 2);
+    assert_eq!(published[0], first[0]);
+    assert_eq!(token_kid(&issue().await), first[0]);
+
+    // After the lead time the new key signs; the old one still verifies its tokens.
+    app.clock.advance(60);
+    app.state.sweep();
+    let rotated = kids(&jwks().await);
+    assert_eq!(rotated[0], published[1]);
+    assert!(rotated.contains(&first[0]));
+    let new_token = issue().await;
+    assert_eq!(token_kid(&new_token), published[1]);
+    assert_eq!(app.introspect(&old_token).await["active"], true);
+    assert_eq!(app.introspect(&new_token).await["active"], true);
+
+    // Once every token of the old key has expired, the old key leaves the JWKS.
+    app.clock
+        .advance(app.state.config.access_token_ttl.as_secs() + 61);
+    app.state.sweep();
+    let after = kids(&jwks().await);
+    assert!(!after.contains(&first[0]), "{after:?}");
+    assert_eq!(after[0], published[1]);
+}
