@@ -28,12 +28,15 @@ pub struct TestApp {
     shutdown: CancellationToken,
     /// Stops the OAuth server alone (fault tests).
     oauth_shutdown: CancellationToken,
+    /// Stops the current MCP server alone (restart tests).
+    mcp_shutdown: std::sync::Mutex<CancellationToken>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
         self.oauth_shutdown.cancel();
+        self.mcp_shutdown.lock().unwrap().cancel();
     }
 }
 
@@ -69,10 +72,11 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         oauth_state,
         oauth_shutdown.clone().cancelled_owned(),
     ));
+    let mcp_shutdown = CancellationToken::new();
     tokio::spawn(mcp_server::serve(
         mcp_listener,
         mcp_state,
-        shutdown.clone().cancelled_owned(),
+        mcp_shutdown.clone().cancelled_owned(),
     ));
     TestApp {
         oauth: config.issuer.clone(),
@@ -81,6 +85,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         config,
         shutdown,
         oauth_shutdown,
+        mcp_shutdown: std::sync::Mutex::new(mcp_shutdown),
     }
 }
 
@@ -128,6 +133,31 @@ pub fn sign(claims: &Value) -> String {
 }
 
 impl TestApp {
+    /// Stops the MCP server and starts a fresh one (empty memory) on the same port.
+    pub async fn restart_mcp(&self) {
+        self.mcp_shutdown.lock().unwrap().cancel();
+        let addr = self.mcp.trim_start_matches("http://").to_owned();
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(&addr).await {
+                Ok(l) => break l,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the MCP port did not come free: {e}"),
+            }
+        };
+        let fresh = CancellationToken::new();
+        let state = mcp_server::AppState::new(self.config.clone()).unwrap();
+        tokio::spawn(mcp_server::serve(
+            listener,
+            state,
+            fresh.clone().cancelled_owned(),
+        ));
+        *self.mcp_shutdown.lock().unwrap() = fresh;
+    }
+
     /// Stops the OAuth server and waits until it no longer answers.
     pub async fn stop_oauth(&self) {
         self.oauth_shutdown.cancel();

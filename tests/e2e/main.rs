@@ -3,6 +3,7 @@
 // Negative cases are written as tables of (input, expected, why).
 #![allow(clippy::type_complexity)]
 
+mod adversarial;
 mod api;
 mod auth;
 mod hardening;

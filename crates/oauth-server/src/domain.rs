@@ -147,6 +147,13 @@ impl RedirectUri {
         if raw.len() > 2048 {
             return Err("redirect URI is too long".into());
         }
+        // URL parsers drop tabs and line breaks silently; a redirect URI is compared and sent
+        // back as written, so it must not hold any (no header injection, no look-alikes).
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!(
+                "redirect URI {raw:?} must not contain spaces or control characters"
+            ));
+        }
         let url =
             Url::parse(raw).map_err(|e| format!("redirect URI {raw:?} does not parse: {e}"))?;
         if url.fragment().is_some() || raw.contains('#') {

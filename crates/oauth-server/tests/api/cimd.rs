@@ -135,6 +135,9 @@ async fn without_the_test_setting_loopback_and_plain_http_are_not_fetched() {
         "https://localhost/client.json",
         "https://10.0.0.1/client.json",
         "https://[::1]/client.json",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[fe80::1]/client.json",
+        "https://192.168.1.1/client.json",
     ] {
         let res = authorize(&app, target).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{target}");
