@@ -53,6 +53,9 @@ if [ $status -ne 0 ]; then
 fi
 kill $server 2>/dev/null || true; wait $server 2>/dev/null || true
 
+# Load: many clients authorizing and calling tools at once for a minute; no errors, flat memory.
+bench/load.sh 60 16 || status=1
+
 # Sign-in mode: a users file made with `oauth-server hash-password`, a random SECRET_KEY.
 users=$(mktemp); signin_log=$(mktemp)
 password="check-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"

@@ -487,6 +487,13 @@ impl TokenVerifier {
         }
     }
 
+    /// Forgets the tokens that have expired (the sweeper calls this).
+    pub fn sweep(&self) {
+        let now = unix_now();
+        self.verified.retain(|_, v| v.principal.expires_at > now);
+        self.revoked.retain(|_, exp| *exp > now);
+    }
+
     /// How many verified tokens are cached (monitoring).
     pub fn cached(&self) -> usize {
         self.verified.len()

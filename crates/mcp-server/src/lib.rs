@@ -83,6 +83,8 @@ async fn metrics_get(
     request: axum::extract::Request,
 ) -> axum::response::Response {
     metrics::gauge!("mcp_sessions_active").set(state.shared.sessions.len() as f64);
+    metrics::gauge!("mcp_transport_sessions")
+        .set(state.mcp_sessions.sessions.read().await.len() as f64);
     metrics::gauge!("mcp_sse_streams_open").set(state.sse.len() as f64);
     metrics::gauge!("store_entries", "service" => "mcp", "store" => "verified_tokens")
         .set(state.shared.verifier.cached() as f64);
@@ -167,6 +169,8 @@ pub async fn serve(
                     _ = tick.tick() => {
                         state.shared.sessions.sweep();
                         state.shared.subject_limits.sweep();
+                        state.shared.verifier.sweep();
+                        shared_config::metrics::upkeep();
                     }
                     _ = keys.tick() => {
                         if let Err(e) = state.shared.verifier.jwks().refresh().await {

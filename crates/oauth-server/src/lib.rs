@@ -166,7 +166,10 @@ pub async fn serve(
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tick.tick() => state.sweep(),
+                    _ = tick.tick() => {
+                        state.sweep();
+                        shared_config::metrics::upkeep();
+                    }
                 }
             }
         })

@@ -38,6 +38,12 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Folds the latency samples recorded since the last call into their buckets. Without it the
+/// samples pile up until the next scrape, so each service's sweeper calls it.
+pub fn upkeep() {
+    handle().run_upkeep();
+}
+
 /// Middleware: counts every request and times it, by service, route template and status.
 pub async fn track(service: &'static str, request: Request, next: Next) -> Response {
     let start = Instant::now();
