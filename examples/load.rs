@@ -270,6 +270,15 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+fn ensure_loopback(url: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(url)?;
+    anyhow::ensure!(
+        matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")),
+        "the load test runs against loopback only, not {url}"
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -280,13 +289,7 @@ async fn main() -> anyhow::Result<()> {
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60);
     let clients: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(32);
     let pid: Option<u32> = args.get(4).and_then(|s| s.parse().ok());
-    for host in [&mcp] {
-        let url = url::Url::parse(host)?;
-        anyhow::ensure!(
-            matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")),
-            "the load test runs against loopback only"
-        );
-    }
+    ensure_loopback(&mcp)?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -302,6 +305,7 @@ async fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no authorization server in the PRM"))?
         .trim_end_matches('/')
         .to_owned();
+    ensure_loopback(&oauth)?;
     let client = Arc::new(Client { http, mcp, oauth });
     let counters = Arc::new(Counters::default());
     let errors: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
