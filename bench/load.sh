@@ -20,6 +20,7 @@ if [ "$PROFILE" = release ]; then
 else
   cargo build --quiet --bins --examples
 fi
+bin=$(cd "$TARGET/$PROFILE" && pwd)/mcp-oauth
 log=$(mktemp)
 # The launcher runs from an empty directory, so no .env applies.
 dir=$(mktemp -d)
@@ -29,13 +30,15 @@ dir=$(mktemp -d)
   RATE_LIMIT_PER_ADDRESS=0 RATE_LIMIT_PER_CLIENT=0 RATE_LIMIT_REGISTER_PER_ADDRESS=0 \
   RATE_LIMIT_MCP_PER_SUBJECT=0 \
   ACCESS_TOKEN_TTL_SECS=30 REFRESH_TOKEN_TTL_SECS=20 AUTH_CODE_TTL_SECS=10 SWEEP_INTERVAL_SECS=5 \
-  RUST_LOG=warn "$OLDPWD/$TARGET/$PROFILE/mcp-oauth") >"$log" 2>&1 &
+  RUST_LOG=warn "$bin") >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT
+up=0
 for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$MCP_PORT/health" >/dev/null && curl -sf "http://127.0.0.1:$OAUTH_PORT/health" >/dev/null && break
+  curl -sf "http://127.0.0.1:$MCP_PORT/health" >/dev/null && curl -sf "http://127.0.0.1:$OAUTH_PORT/health" >/dev/null && { up=1; break; }
   sleep 0.2
 done
+if [ $up -ne 1 ]; then echo "FAIL load: the services did not start"; tail -n 30 "$log"; exit 1; fi
 status=0
 "$TARGET/$PROFILE/examples/load" "http://127.0.0.1:$MCP_PORT" "$SECS" "$CLIENTS" "$server" || status=1
 if [ $status -ne 0 ]; then echo "--- server log ---"; tail -n 30 "$log"; fi
