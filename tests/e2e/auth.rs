@@ -247,6 +247,12 @@ async fn a_session_belongs_to_its_principal() {
     );
     let (status, _, _) = app.call_tool(&session, None, "get_data", json!({})).await;
     assert_ne!(status, StatusCode::OK, "no token on a bound session");
+    // Nothing changed for the owner: her session and her item are still there.
+    let (status, _, body) = app
+        .call_tool(&session, Some(&alice), "get_data", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"]["structuredContent"]["count"], 1, "{body}");
     // An anonymous session binds to the first principal that uses it.
     let open = app.session(None).await;
     let (status, _, body) = app

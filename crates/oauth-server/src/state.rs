@@ -130,13 +130,41 @@ impl AppState {
 
     /// The MCP server's own confidential client: it may only introspect (RFC 7662).
     fn add_resource_server_client(&self) {
-        let now = self.clock.now();
+        let client = self.static_client(
+            &self.config.introspection_client_id,
+            self.config.introspection_client_secret.expose(),
+            "MCP server (resource server)",
+        );
+        self.clients
+            .insert(client)
+            .expect("an empty store has room for the resource server's client");
+    }
+
+    /// The demo client: confidential, every grant, any loopback redirect URI.
+    fn add_demo_client(&self) {
         let client = Client {
-            id: self.config.introspection_client_id.clone(),
-            secret_hash: Some(hash_secret(
-                self.config.introspection_client_secret.expose(),
-            )),
-            name: Some("MCP server (resource server)".into()),
+            any_loopback_redirect: true,
+            grant_types: GrantType::ALL.to_vec(),
+            response_types: vec!["code".into()],
+            scope: Scope::ALL,
+            ..self.static_client(
+                &self.config.demo_client_id,
+                self.config.demo_client_secret.expose(),
+                "Demo client",
+            )
+        };
+        self.clients
+            .insert(client)
+            .expect("an empty store has room for the demo client");
+    }
+
+    /// A confidential client from the configuration (never swept), with no grant yet.
+    fn static_client(&self, id: &str, secret: &str, name: &str) -> Client {
+        let now = self.clock.now();
+        Client {
+            id: id.to_owned(),
+            secret_hash: Some(hash_secret(secret)),
+            name: Some(name.to_owned()),
             redirect_uris: Vec::new(),
             any_loopback_redirect: false,
             grant_types: Vec::new(),
@@ -147,33 +175,7 @@ impl AppState {
             dynamic: false,
             last_used: now.into(),
             registration_token_hash: None,
-        };
-        self.clients
-            .insert(client)
-            .expect("an empty store has room for the resource server's client");
-    }
-
-    /// The demo client: confidential, every grant, any loopback redirect URI.
-    fn add_demo_client(&self) {
-        let now = self.clock.now();
-        let client = Client {
-            id: self.config.demo_client_id.clone(),
-            secret_hash: Some(hash_secret(self.config.demo_client_secret.expose())),
-            name: Some("Demo client".into()),
-            redirect_uris: Vec::new(),
-            any_loopback_redirect: true,
-            grant_types: GrantType::ALL.to_vec(),
-            response_types: vec!["code".into()],
-            auth_method: AuthMethod::ClientSecretBasic,
-            scope: Scope::ALL,
-            issued_at: now,
-            dynamic: false,
-            last_used: now.into(),
-            registration_token_hash: None,
-        };
-        self.clients
-            .insert(client)
-            .expect("an empty store has room for the demo client");
+        }
     }
 
     /// A client: registered, or described by a metadata document already fetched.

@@ -152,6 +152,16 @@ impl TestApp {
         self.post_form("/oauth/token", form).await
     }
 
+    /// A token request that must fail with 400 and this RFC 6749 error code.
+    pub async fn assert_token_error(&self, form: &[(&str, &str)], error: &str) {
+        let (status, body) = json_of(self.token(form).await).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(error)),
+            "{body}"
+        );
+    }
+
     /// GET /oauth/authorize with the given query.
     pub async fn authorize(&self, query: &[(&str, &str)]) -> Response {
         self.http
