@@ -282,20 +282,29 @@ async fn a_foreign_origin_or_host_is_refused() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    for path in ["/mcp/v1", "/mcp/v1/initialize", "/mcp/v1/sse"] {
-        let res = app
-            .http
-            .post(format!("{}{path}", app.mcp))
-            .header("host", "evil.example")
-            .json(&initialize(1, "2025-11-25"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status(),
-            StatusCode::FORBIDDEN,
-            "Host spoofing on {path}"
-        );
+    for path in [
+        "/mcp/v1",
+        "/mcp/v1/initialize",
+        "/mcp/v1/tools/list",
+        "/mcp/v1/tools/call",
+        "/mcp/v1/sse",
+        "/mcp/v1/messages?session_id=x",
+    ] {
+        for (header, value) in [("host", "evil.example"), ("origin", "https://evil.example")] {
+            let res = app
+                .http
+                .post(format!("{}{path}", app.mcp))
+                .header(header, value)
+                .json(&initialize(1, "2025-11-25"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::FORBIDDEN,
+                "{header} spoofing on {path}"
+            );
+        }
     }
     let res = app
         .http
