@@ -54,9 +54,8 @@ pub fn presented(headers: &HeaderMap, params: &Params) -> Result<Option<Presente
     }
 }
 
-/// The credentials a request presented, counted against the client's rate limit, with the
-/// metadata document of a URL client_id fetched if needed: what every client-authenticating
-/// endpoint does first.
+/// The credentials a request presented, with the metadata document of a URL client_id fetched
+/// if needed: what every client-authenticating endpoint does first.
 pub async fn identify(
     state: &AppState,
     headers: &HeaderMap,
@@ -64,7 +63,6 @@ pub async fn identify(
 ) -> Result<Option<Presented>> {
     let presented = presented(headers, params)?;
     if let Some(p) = &presented {
-        state.limits.client(&p.client_id)?;
         state.ensure_client(&p.client_id).await.map_err(|e| {
             OAuthError::invalid_client(format!("the client's metadata document was refused: {e}"))
         })?;
@@ -99,8 +97,9 @@ fn parse_basic(value: &str) -> Result<(String, String)> {
     Ok((id, secret))
 }
 
-/// Authenticates the client of a request. A confidential client must present its secret (by
-/// either method, whatever it registered); a public client presents only its id.
+/// Authenticates the client of a request and counts it against the client's rate limit. A
+/// confidential client must present its secret (by either method, whatever it registered); a
+/// public client presents only its id.
 pub fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Arc<Client>> {
     let Some(presented) = presented else {
         return Err(OAuthError::invalid_client(
@@ -132,6 +131,9 @@ pub fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Ar
         (Some(_), false) => return Err(fail("a public client presented a secret")),
         (None, false) => {}
     }
+    // Counted once authenticated: a stranger naming a confidential client's id without its
+    // secret cannot use up that client's requests.
+    state.limits.client(&client.id)?;
     client.touch(state.clock.now());
     Ok(client)
 }

@@ -1,7 +1,7 @@
 //! Rate limits of the authorization server: per client address on every endpoint that acts
-//! (registration has its own, lower limit) and per client_id where a client is named. An
-//! over-limit caller gets 429 with `Retry-After` and the RFC 6749 error
-//! `temporarily_unavailable`; nobody else is slowed.
+//! (registration has its own, lower limit) and per client_id (once the client authenticated,
+//! where it can; at authorize, wherever it is named). An over-limit caller gets 429 with
+//! `Retry-After` and the RFC 6749 error `temporarily_unavailable`; nobody else is slowed.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -54,6 +54,17 @@ async fn an_address_over_its_limit_gets_429_with_retry_after() {
 #[tokio::test]
 async fn a_client_over_its_limit_is_refused_and_other_clients_are_not() {
     let app = spawn_with(|c| c.rate_limits.per_client = 3).await;
+    // A stranger without the secret cannot use up the client's requests.
+    for _ in 0..5 {
+        let res = app
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "demo_client"),
+                ("client_secret", "guess"),
+            ])
+            .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", "demo_client"),
