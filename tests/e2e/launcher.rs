@@ -73,8 +73,9 @@ async fn the_launcher_serves_both_and_writes_audit_events_to_their_own_file() {
     assert_eq!(issued.status(), reqwest::StatusCode::OK);
 
     // SIGTERM: both services stop gracefully and the process exits cleanly.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // The shell's own `kill` (procps may not be installed).
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status()
         .unwrap();
     let stopped = Instant::now();
