@@ -105,16 +105,7 @@ impl Client {
                 "token",
             )
             .await?;
-        Ok((
-            tokens["access_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            tokens["refresh_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        ))
+        Ok(token_pair(&tokens))
     }
 
     async fn refresh(&self, client_id: &str, refresh: &str) -> Fallible<(String, String)> {
@@ -130,16 +121,7 @@ impl Client {
                 "refresh",
             )
             .await?;
-        Ok((
-            tokens["access_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            tokens["refresh_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        ))
+        Ok(token_pair(&tokens))
     }
 
     async fn revoke(&self, client_id: &str, token: &str) -> Fallible<()> {
@@ -257,6 +239,12 @@ impl Client {
         counters.tool_calls.fetch_add(5, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The access and refresh tokens of a token response.
+fn token_pair(tokens: &Value) -> (String, String) {
+    let get = |name: &str| tokens[name].as_str().unwrap_or_default().to_owned();
+    (get("access_token"), get("refresh_token"))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {

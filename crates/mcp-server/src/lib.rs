@@ -90,10 +90,11 @@ async fn metrics_get(
         .set(state.shared.verifier.cached() as f64);
     metrics::gauge!("store_entries", "service" => "mcp", "store" => "data_items")
         .set(state.shared.data.len() as f64);
-    let address: Option<std::net::IpAddr> =
-        shared_config::ratelimit::request_address(&request, &state.config.trusted_proxies)
-            .parse()
-            .ok();
+    let address = shared_config::ratelimit::request_ip(
+        request.extensions(),
+        request.headers(),
+        &state.config.trusted_proxies,
+    );
     let allowed = shared_config::metrics::allowed(
         address,
         request.headers(),

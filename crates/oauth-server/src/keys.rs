@@ -315,12 +315,7 @@ impl KeySet {
         Arc::clone(&self.read().current)
     }
 
-    /// The public keys, current first (RFC 7517 section 5).
-    pub fn jwks(&self) -> Value {
-        serde_json::from_slice(&self.read().jwks).unwrap_or_default()
-    }
-
-    /// The JWKS document, serialized.
+    /// The JWKS document (RFC 7517 section 5), current key first, serialized once per change.
     pub fn jwks_bytes(&self) -> Bytes {
         self.read().jwks.clone()
     }
@@ -489,7 +484,7 @@ mod tests {
         );
         let claims: Value = set.verify(&token).unwrap();
         assert_eq!(claims["sub"], "bob");
-        let jwks = set.jwks();
+        let jwks: Value = serde_json::from_slice(&set.jwks_bytes()).unwrap();
         assert_eq!(jwks["keys"][0]["kty"], "EC");
         assert_eq!(jwks["keys"][0]["crv"], "P-256");
         assert_eq!(

@@ -3,14 +3,14 @@
 //! where it can; at authorize, wherever it is named). An over-limit caller gets 429 with
 //! `Retry-After` and the RFC 6749 error `temporarily_unavailable`; nobody else is slowed.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{StatusCode, request::Parts};
 use axum::middleware::Next;
 use axum::response::Response;
 use shared_config::RateLimits;
-use shared_config::ratelimit::{RateLimiter, RetryAfter, client_address};
+use shared_config::ratelimit::{RateLimiter, RetryAfter, request_ip};
 
 use crate::error::{ErrorCode, OAuthError, Result};
 use crate::state::AppState;
@@ -68,17 +68,9 @@ impl FromRequestParts<AppState> for ClientAddr {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        Ok(Self(client_address(
-            peer,
-            forwarded,
+        Ok(Self(request_ip(
+            &parts.extensions,
+            &parts.headers,
             &state.config.trusted_proxies,
         )))
     }

@@ -2,11 +2,11 @@
 //! facade and its Prometheus exporter: requests and latency by service, route and status,
 //! recorded by one middleware; each service adds its own counters and gauges.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -79,14 +79,6 @@ pub fn allowed(request_peer: Option<IpAddr>, headers: &HeaderMap, token: Option<
         }
     }
     request_peer.is_some_and(|ip| ip.is_loopback())
-}
-
-/// The peer address of a request, when the server runs with connection info.
-pub fn peer(request: &Request) -> Option<IpAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
 }
 
 /// The /metrics answer: the exposition text, or 403 when the caller may not read it.

@@ -110,18 +110,23 @@ pub fn client_address(
     Some(result)
 }
 
-/// [`client_address`] of a request served with connection info, as a string for logs ("-"
-/// when unknown).
-pub fn request_address(request: &axum::extract::Request, trusted_proxies: &[IpAddr]) -> String {
-    let peer = request
-        .extensions()
+/// [`client_address`] of a request (its extensions and headers), when the server runs with
+/// connection info.
+pub fn request_ip(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let forwarded = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     client_address(peer, forwarded, trusted_proxies)
+}
+
+/// [`request_ip`] as a string for logs ("-" when unknown).
+pub fn request_address(request: &axum::extract::Request, trusted_proxies: &[IpAddr]) -> String {
+    request_ip(request.extensions(), request.headers(), trusted_proxies)
         .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
 }
 

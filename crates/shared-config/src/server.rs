@@ -45,14 +45,6 @@ impl ServeOptions {
             slow_client_timeout: config.slow_client_timeout,
         })
     }
-
-    /// Plain http with the given slow-client cutoff (tests).
-    pub fn plain(slow_client_timeout: Duration) -> Self {
-        Self {
-            tls: None,
-            slow_client_timeout,
-        }
-    }
 }
 
 /// A rustls server configuration from a PEM certificate chain and a PEM private key.

@@ -20,6 +20,24 @@ fn config_uri(reg: &Value) -> String {
     reg["registration_client_uri"].as_str().unwrap().to_owned()
 }
 
+/// A request to a client's configuration endpoint, with a bearer token and a JSON body when given.
+async fn configure(
+    app: &TestApp,
+    method: reqwest::Method,
+    reg: &Value,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> reqwest::Response {
+    let mut req = app.http.request(method, config_uri(reg));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_client_reads_updates_and_deletes_its_registration() {
     let app = spawn_app().await;
@@ -31,13 +49,7 @@ async fn a_client_reads_updates_and_deletes_its_registration() {
         format!("{}/oauth/register/{id}", app.base)
     );
 
-    let read = app
-        .http
-        .get(config_uri(&reg))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let read = configure(&app, reqwest::Method::GET, &reg, Some(token), None).await;
     assert_eq!(read.status(), StatusCode::OK);
     assert_eq!(read.headers()["cache-control"], "no-store");
     let (_, body) = json_of(read).await;
@@ -48,16 +60,9 @@ async fn a_client_reads_updates_and_deletes_its_registration() {
         "client_id": id, "client_name": "Renamed", "redirect_uris": ["http://127.0.0.1:9999/cb"],
         "grant_types": ["authorization_code"],
     });
-    let (status, body) = json_of(
-        app.http
-            .put(config_uri(&reg))
-            .bearer_auth(token)
-            .json(&update)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) =
+        json_of(configure(&app, reqwest::Method::PUT, &reg, Some(token), Some(&update)).await)
+            .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["client_name"], "Renamed");
     assert_eq!(body["redirect_uris"], json!(["http://127.0.0.1:9999/cb"]));
@@ -77,21 +82,9 @@ async fn a_client_reads_updates_and_deletes_its_registration() {
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
-    let res = app
-        .http
-        .delete(config_uri(&reg))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let res = configure(&app, reqwest::Method::DELETE, &reg, Some(token), None).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = app
-        .http
-        .get(config_uri(&reg))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let res = configure(&app, reqwest::Method::GET, &reg, Some(token), None).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // The deleted client cannot get tokens any more.
     let res = app
@@ -122,14 +115,8 @@ async fn configuration_requests_need_the_clients_own_registration_token() {
             reqwest::Method::DELETE,
             reqwest::Method::PUT,
         ] {
-            let mut req = app
-                .http
-                .request(method.clone(), config_uri(&mine))
-                .json(&json!({"client_id": mine["client_id"]}));
-            if let Some(t) = token {
-                req = req.bearer_auth(t);
-            }
-            let res = req.send().await.unwrap();
+            let body = json!({"client_id": mine["client_id"]});
+            let res = configure(&app, method.clone(), &mine, token, Some(&body)).await;
             assert_eq!(
                 res.status(),
                 StatusCode::UNAUTHORIZED,
@@ -145,15 +132,8 @@ async fn configuration_requests_need_the_clients_own_registration_token() {
     }
     // Nothing changed: the client is still there, as registered.
     let token = mine["registration_access_token"].as_str().unwrap();
-    let (status, body) = json_of(
-        app.http
-            .get(config_uri(&mine))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) =
+        json_of(configure(&app, reqwest::Method::GET, &mine, Some(token), None).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["client_name"], "Cleanup test");
     // An update naming another client_id, or changing public/confidential, is refused.
@@ -172,13 +152,14 @@ async fn configuration_requests_need_the_clients_own_registration_token() {
         ),
     ] {
         let (status, body) = json_of(
-            app.http
-                .put(config_uri(&mine))
-                .bearer_auth(token)
-                .json(&update)
-                .send()
-                .await
-                .unwrap(),
+            configure(
+                &app,
+                reqwest::Method::PUT,
+                &mine,
+                Some(token),
+                Some(&update),
+            )
+            .await,
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{update}");
