@@ -10,12 +10,14 @@ use shared_config::Config;
 use shared_config::ratelimit::{RateLimiter, RetryAfter};
 use url::Url;
 
-use crate::auth::{Jwks, Principal, TokenVerifier};
-use crate::data::DataStore;
-use crate::demo_oauth::DemoOAuth;
+use crate::domain::principal::Principal;
+use crate::domain::session::SessionKey;
 use crate::mcp::sse::SseHub;
 use crate::mcp::tools::{AuthResult, McpTools};
-use crate::sessions::{SessionKey, SessionRegistry};
+use crate::service::auth::{Jwks, TokenVerifier};
+use crate::service::demo_oauth::DemoOAuth;
+use crate::service::items::DataStore;
+use crate::store::memory::SessionRegistry;
 
 /// What every handler and every MCP session shares.
 pub struct Shared {
@@ -158,7 +160,7 @@ impl AppState {
             jwks,
             config.issuer.clone(),
             base.clone(),
-            crate::auth::Introspector::new(&config, http.clone()),
+            crate::service::auth::Introspector::new(&config, http.clone()),
         );
         let config = Arc::new(config);
         let mut session_config =

@@ -14,8 +14,8 @@ use dashmap::DashMap;
 use serde::Deserialize;
 use url::Url;
 
+use crate::domain::Client;
 use crate::domain::{AuthMethod, GrantType, RedirectUri, Scope};
-use crate::store::Client;
 
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,11 +1,11 @@
 //! The service's one error type and its wire form: RFC 6749 section 5.2 error JSON (with the
 //! RFC 7591 section 3.2.2 codes for registration), and the authorize endpoint's two outcomes
-//! (RFC 6749 section 4.1.2.1: an error page, or a redirect carrying the error).
+//! (RFC 6749 section 4.1.2.1: an error page, or a redirect carrying the error). How each is
+//! written on the wire is `http::response`'s business.
 
 use std::borrow::Cow;
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use http::StatusCode;
 use serde::Serialize;
 
 /// RFC 6749 section 5.2, RFC 7009, RFC 7591 and RFC 8707 error codes.
@@ -145,31 +145,6 @@ impl std::fmt::Display for OAuthError {
 
 impl std::error::Error for OAuthError {}
 
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(&self)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if self.basic_challenge && self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"oauth\", charset=\"UTF-8\""),
-            );
-        }
-        if self.code == ErrorCode::InvalidToken {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-        }
-        if let Some(secs) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
-}
-
 /// The two ways an authorization request can fail (RFC 6749 section 4.1.2.1).
 pub enum AuthorizeError {
     /// The client or its redirect URI could not be trusted: show a page, never redirect.
@@ -177,19 +152,4 @@ pub enum AuthorizeError {
     /// Everything else goes back to the client's redirect URI: a 302 to this location, which
     /// carries error, error_description, state and iss.
     Redirect(String),
-}
-
-impl IntoResponse for AuthorizeError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::NoRedirect(err) => {
-                let description = err.description.as_deref().unwrap_or("");
-                let page = crate::pages::error_page(err.code.as_str(), description);
-                let mut response = (err.status, Html(page)).into_response();
-                crate::pages::harden(response.headers_mut());
-                response
-            }
-            Self::Redirect(location) => crate::authorize::found(&location),
-        }
-    }
 }

@@ -4,150 +4,48 @@
 //! resource indicators, RFC 9068 JWT access tokens and RFC 9207 `iss` in authorization responses.
 //!
 //! # Layout
-//! - [`app`] builds the router for in-process tests; [`serve`] runs it on a listener until a
-//!   shutdown future completes (used by the binary, the launcher and the tests), sweeping
-//!   expired state in the background.
-//! - `state`: [`AppState`]; `store`: the bounded stores behind traits; `keys`: signing and JWKS.
-//! - One module per endpoint: `metadata`, `register`, `authorize`, `token`, `revoke`,
-//!   `introspect`; `error` maps every failure to the RFC 6749 wire format.
-//! - Pure parts: `domain` (scopes, redirect URIs, resources), `pkce`, `params`, `client_auth`.
+//! Four layers, each a folder, with dependencies pointing one way only:
+//! `http` -> `service` -> `store` -> `domain` (a test, `tests/api/layers.rs`, fails when a lower
+//! layer names a higher one).
+//! - `http/` (axum only): the router, extractors (`params`, `client_addr`), one module per
+//!   endpoint with handlers named `<thing>_<method>`, the pages, how errors and token responses
+//!   are written (`response`), and the OpenAPI document.
+//! - `service/` (the use cases, no axum): `authorize`, `token` (the grants), `revoke`,
+//!   `introspect`, `register` (RFC 7591/7592), `clients` (client authentication), `signin`,
+//!   `metadata`.
+//! - `store/`: the store traits, the in-memory implementation (`memory`), and the contract suite
+//!   every implementation passes (`contract`).
+//! - `domain/`: pure types parsed once: scopes, redirect URIs, resources, PKCE, clients, grants,
+//!   token claims, secrets, request parameters.
+//! - Beside them: [`AppState`] (`state`, which wires the layers together), `error` (the one
+//!   error type), `keys` (signing keys and the JWKS), `cimd` (metadata-document fetching),
+//!   `limits` (rate limits). [`app`] builds the router for in-process tests; [`serve`] runs it on
+//!   a listener until a shutdown future completes (used by the binary, the launcher and the
+//!   tests), sweeping expired state in the background.
 
-pub mod authorize;
 pub mod cimd;
-pub mod client_auth;
 pub mod domain;
 pub mod error;
-pub mod introspect;
+pub mod http;
 pub mod keys;
 pub mod limits;
-pub mod metadata;
-pub mod openapi;
-pub mod pages;
-pub mod params;
-pub mod pkce;
-pub mod register;
-pub mod revoke;
-pub mod signin;
+pub mod service;
 pub mod state;
 pub mod store;
-pub mod token;
 
 use std::future::Future;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use shared_config::paths;
 use shared_config::server::ServeOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 pub use error::{OAuthError, Result};
 pub use state::AppState;
 
 /// The whole HTTP surface of the authorization server.
 pub fn app(state: AppState) -> Router {
-    shared_config::metrics::handle();
-    let config = &state.config;
-    // The endpoints that act are rate limited per client address; documents are not.
-    let acting = Router::new()
-        .route(paths::REGISTER, post(register::register_post))
-        .route(
-            paths::REGISTER_CLIENT,
-            get(register::client_get)
-                .put(register::client_put)
-                .delete(register::client_delete),
-        )
-        .route(paths::AUTHORIZE, get(authorize::authorize_get))
-        .route(paths::SIGN_IN, post(signin::sign_in_post))
-        .route(paths::CONSENT, post(signin::consent_post))
-        .route(paths::TOKEN, post(token::token_post))
-        .route(paths::REVOKE, post(revoke::revoke_post))
-        .route(paths::INTROSPECT, post(introspect::introspect_post))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::by_address,
-        ));
-    let router = Router::new()
-        .route(paths::AS_METADATA, get(metadata::metadata_get))
-        .route(paths::JWKS, get(metadata::jwks_get))
-        .route(paths::HEALTH, get(metadata::health_get))
-        .route(paths::OPENAPI, get(openapi::openapi_get))
-        .route(paths::METRICS, get(metrics_get))
-        .merge(acting)
-        .fallback(not_found);
-    let trusted_proxies = config.trusted_proxies.clone();
-    router
-        .layer(axum::middleware::from_fn(|req, next| {
-            shared_config::metrics::track("oauth", req, next)
-        }))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(cors(config))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
-        .layer(
-            // The span names the route and the client's address, never the query string (it may
-            // carry codes or state); audit events inherit both.
-            TraceLayer::new_for_http().make_span_with(move |req: &Request| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("unmatched", MatchedPath::as_str);
-                let address = shared_config::ratelimit::request_address(req, &trusted_proxies);
-                tracing::info_span!("request", method = %req.method(), route, address)
-            }),
-        )
-        .with_state(state)
-}
-
-/// CORS from the configured origins; any origin only in demo mode with no list configured.
-fn cors(config: &shared_config::Config) -> CorsLayer {
-    let origins = if config.cors_allowed_origins.is_empty() && config.demo_mode {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            config
-                .cors_allowed_origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        )
-    };
-    CorsLayer::new()
-        .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::WWW_AUTHENTICATE])
-        .max_age(std::time::Duration::from_secs(3600))
-}
-
-/// `GET /metrics`: Prometheus text, with the store sizes read at scrape time.
-async fn metrics_get(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    limits::ClientAddr(addr): limits::ClientAddr,
-    headers: axum::http::HeaderMap,
-) -> axum::response::Response {
-    for (store, len) in [
-        ("clients", state.clients.len()),
-        ("codes", state.codes.len()),
-        ("refresh_tokens", state.refresh_tokens.len()),
-        ("revocations", state.revocations.len()),
-    ] {
-        metrics::gauge!("store_entries", "service" => "oauth", "store" => store).set(len as f64);
-    }
-    let allowed =
-        shared_config::metrics::allowed(addr, &headers, state.config.metrics_token.as_ref());
-    shared_config::metrics::respond(allowed)
-}
-
-async fn not_found() -> impl IntoResponse {
-    OAuthError::invalid_request("no such endpoint").with_status(StatusCode::NOT_FOUND)
+    http::router(state)
 }
 
 /// Serves the authorization server on `listener` until `shutdown` completes, sweeping expired

@@ -5,20 +5,16 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{StatusCode, request::Parts};
-use axum::middleware::Next;
-use axum::response::Response;
+use http::StatusCode;
 use shared_config::RateLimits;
-use shared_config::ratelimit::{RateLimiter, RetryAfter, request_ip};
+use shared_config::ratelimit::{RateLimiter, RetryAfter};
 
 use crate::error::{ErrorCode, OAuthError, Result};
-use crate::state::AppState;
 
 pub struct Limits {
-    by_address: RateLimiter<IpAddr>,
-    by_client: RateLimiter<String>,
-    register: RateLimiter<IpAddr>,
+    pub by_address: RateLimiter<IpAddr>,
+    pub by_client: RateLimiter<String>,
+    pub register: RateLimiter<IpAddr>,
 }
 
 impl Limits {
@@ -46,7 +42,7 @@ impl Limits {
     }
 }
 
-fn too_many(RetryAfter(secs): RetryAfter, who: &str) -> OAuthError {
+pub fn too_many(RetryAfter(secs): RetryAfter, who: &str) -> OAuthError {
     let mut e = OAuthError::new(
         ErrorCode::TemporarilyUnavailable,
         format!("too many requests from {who}; retry after {secs} s"),
@@ -54,52 +50,4 @@ fn too_many(RetryAfter(secs): RetryAfter, who: &str) -> OAuthError {
     .with_status(StatusCode::TOO_MANY_REQUESTS);
     e.retry_after = Some(secs);
     e
-}
-
-/// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`. Absent
-/// when the server runs without connection info (in-process oneshot tests).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(request_ip(
-            &parts.extensions,
-            &parts.headers,
-            &state.config.trusted_proxies,
-        )))
-    }
-}
-
-/// Middleware for the endpoints that act: one request of the caller's address.
-pub async fn by_address(
-    State(state): State<AppState>,
-    ClientAddr(addr): ClientAddr,
-    request: Request,
-    next: Next,
-) -> Result<Response> {
-    if let Some(ip) = addr {
-        let limiter = if request.uri().path() == shared_config::paths::REGISTER {
-            &state.limits.register
-        } else {
-            &state.limits.by_address
-        };
-        limiter.check(&ip).map_err(|r| {
-            tracing::warn!(
-                target: "audit",
-                event = "rate_limited",
-                address = %ip,
-                route = request.uri().path(),
-                outcome = "refused",
-                "a client address went over its rate limit"
-            );
-            too_many(r, "this address")
-        })?;
-    }
-    Ok(next.run(request).await)
 }

@@ -5,7 +5,7 @@ use shared_config::Config;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("hash-password") {
-        return oauth_server::signin::hash_password_command();
+        return oauth_server::service::signin::hash_password_command();
     }
     dotenvy::dotenv().ok();
     let config = Config::from_env()?;

@@ -8,11 +8,11 @@ use axum::body::Bytes;
 use shared_config::{Config, Endpoints};
 use url::Url;
 
-use crate::domain::{AuthMethod, GrantType, Scope};
+use crate::domain::{AuthMethod, Client, GrantType, Scope, hash_secret};
 use crate::keys::KeySet;
 use crate::store::{
-    Client, ClientStore, CodeStore, MemoryClients, MemoryCodes, MemoryRefreshTokens,
-    MemoryRevocations, RefreshStore, RevocationStore, hash_secret,
+    ClientStore, CodeStore, MemoryClients, MemoryCodes, MemoryRefreshTokens, MemoryRevocations,
+    RefreshStore, RevocationStore,
 };
 
 /// Unix time in seconds; injectable so tests can move time.
@@ -67,11 +67,11 @@ pub struct AppState {
     /// The RFC 8414 metadata document, serialized once.
     pub metadata: Bytes,
     /// The people who may sign in (DEMO_MODE=false).
-    pub users: Arc<crate::signin::Users>,
+    pub users: Arc<crate::service::signin::Users>,
     /// Signs session cookies and CSRF tokens with SECRET_KEY.
-    pub signer: Arc<crate::signin::Signer>,
-    pub throttle: Arc<crate::signin::Throttle>,
-    pub consents: Arc<crate::signin::Consents>,
+    pub signer: Arc<crate::service::signin::Signer>,
+    pub throttle: Arc<crate::service::signin::Throttle>,
+    pub consents: Arc<crate::service::signin::Consents>,
     /// Client ID Metadata Documents fetched so far.
     pub cimd: Arc<crate::cimd::Cimd>,
     pub limits: Arc<crate::limits::Limits>,
@@ -82,8 +82,8 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let keys = KeySet::load(&config)?;
         let users = match &config.users_file {
-            Some(path) => crate::signin::Users::load(path)?,
-            None => crate::signin::Users::empty(),
+            Some(path) => crate::service::signin::Users::load(path)?,
+            None => crate::service::signin::Users::empty(),
         };
         if !config.demo_mode && users.is_empty() {
             tracing::warn!("DEMO_MODE=false and no USERS_FILE: nobody can sign in");
@@ -97,7 +97,7 @@ impl AppState {
     pub fn with_parts(config: Config, keys: KeySet, clock: Arc<dyn Clock>) -> Self {
         let max = config.store_max_entries;
         let endpoints = config.endpoints();
-        let metadata = crate::metadata::document(&config, &endpoints, &keys.algorithms())
+        let metadata = crate::service::metadata::document(&config, &endpoints, &keys.algorithms())
             .to_string()
             .into();
         let state = Self {
@@ -113,8 +113,10 @@ impl AppState {
             revocations: Arc::new(MemoryRevocations::new(max)),
             clock,
             metadata,
-            users: Arc::new(crate::signin::Users::empty()),
-            signer: Arc::new(crate::signin::Signer::new(config.secret_key.expose())),
+            users: Arc::new(crate::service::signin::Users::empty()),
+            signer: Arc::new(crate::service::signin::Signer::new(
+                config.secret_key.expose(),
+            )),
             throttle: Default::default(),
             consents: Default::default(),
             cimd: Arc::new(crate::cimd::Cimd::new(config.cimd_allow_loopback)),

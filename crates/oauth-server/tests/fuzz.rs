@@ -6,11 +6,12 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::http::{Request, header};
+use oauth_server::domain::AccessClaims;
+use oauth_server::domain::Params;
 use oauth_server::keys::{KeySet, SigningKey};
-use oauth_server::params::Params;
-use oauth_server::register::{NewClient, RegistrationRequest};
+use oauth_server::service::register::{NewClient, RegistrationRequest};
+use oauth_server::service::token::Grant;
 use oauth_server::state::{AppState, ManualClock};
-use oauth_server::token::{AccessClaims, Grant};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;

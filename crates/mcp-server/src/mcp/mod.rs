@@ -23,8 +23,10 @@ use shared_config::paths;
 
 use shared_config::ratelimit::RetryAfter;
 
-use crate::auth::{BearerError, Challenge, Principal, bearer_token, is_loopback_authority};
-use crate::sessions::SessionKey;
+use crate::domain::principal::{BearerError, Principal};
+use crate::domain::session::SessionKey;
+use crate::http::bearer::{Challenge, bearer_token};
+use crate::service::auth::is_loopback_authority;
 use crate::state::AppState;
 use tools::{McpTools, required_scope};
 

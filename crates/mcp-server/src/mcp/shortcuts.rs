@@ -18,8 +18,8 @@ use shared_config::paths;
 
 use super::rpc;
 use super::tools::McpTools;
-use crate::auth::Principal;
-use crate::sessions::SessionKey;
+use crate::domain::principal::Principal;
+use crate::domain::session::SessionKey;
 use crate::state::AppState;
 
 /// The JSON-RPC method a shortcut path stands for.

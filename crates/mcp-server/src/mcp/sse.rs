@@ -20,8 +20,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::rpc;
 use super::tools::McpTools;
-use crate::auth::Principal;
-use crate::sessions::SessionKey;
+use crate::domain::principal::Principal;
+use crate::domain::session::SessionKey;
 use crate::state::AppState;
 
 /// The open streams: session id to the channel feeding its rmcp server.

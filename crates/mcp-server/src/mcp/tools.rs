@@ -11,14 +11,14 @@ use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Principal;
-use crate::data::{Deleted, Item, ItemList, Profile, ServiceError};
-use crate::sessions::SessionKey;
+use crate::domain::principal::Principal;
+use crate::domain::session::SessionKey;
+use crate::service::items::{Deleted, Item, ItemList, Profile, ServiceError};
 use crate::state::Shared;
 
 /// The tools of this server and the scope each needs; `None` for tools open to anyone.
-pub const TOOL_SCOPES: [(&str, Option<crate::auth::Scope>); 6] = {
-    use crate::auth::Scope::{Read, Write};
+pub const TOOL_SCOPES: [(&str, Option<crate::domain::principal::Scope>); 6] = {
+    use crate::domain::principal::Scope::{Read, Write};
     [
         ("oauth_authenticate", None),
         ("get_user_profile", Some(Read)),
@@ -30,7 +30,7 @@ pub const TOOL_SCOPES: [(&str, Option<crate::auth::Scope>); 6] = {
 };
 
 /// The scope a tool needs (`None` for an open or unknown tool).
-pub fn required_scope(tool: &str) -> Option<crate::auth::Scope> {
+pub fn required_scope(tool: &str) -> Option<crate::domain::principal::Scope> {
     TOOL_SCOPES
         .iter()
         .find(|(name, _)| *name == tool)

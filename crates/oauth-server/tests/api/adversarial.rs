@@ -75,7 +75,7 @@ async fn a_pkce_downgrade_is_refused_and_a_wrong_verifier_does_not_spend_the_cod
 async fn redirect_uri_swaps_and_open_redirects_never_leave_for_the_attacker() {
     let app = spawn_app().await;
     let client = app.register_code_client(true).await;
-    let challenge = oauth_server::pkce::challenge_for(VERIFIER);
+    let challenge = oauth_server::domain::pkce::challenge_for(VERIFIER);
     for evil in [
         "https://evil.example/callback",
         "http://127.0.0.1:8080/callback/../../evil",
@@ -122,7 +122,7 @@ async fn header_injection_through_state_or_redirect_values_goes_nowhere() {
     let app = spawn_app().await;
     let client = app.register_code_client(true).await;
     let injected = "x\r\nSet-Cookie: session=stolen\r\nLocation: https://evil.example";
-    let challenge = oauth_server::pkce::challenge_for(VERIFIER);
+    let challenge = oauth_server::domain::pkce::challenge_for(VERIFIER);
     let res = app
         .authorize(&[
             ("response_type", "code"),

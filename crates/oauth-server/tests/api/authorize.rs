@@ -1,6 +1,6 @@
 //! The authorization endpoint: errors shown, errors redirected, and the demo approval.
 
-use oauth_server::pkce::challenge_for;
+use oauth_server::domain::pkce::challenge_for;
 use reqwest::StatusCode;
 
 use crate::helpers::*;

@@ -1,7 +1,7 @@
 //! Client ID Metadata Documents: a document served by the test on loopback, with the test
 //! setting that allows loopback; and the fetches that must be refused.
 
-use oauth_server::pkce::challenge_for;
+use oauth_server::domain::pkce::challenge_for;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use oauth_server::domain::pkce::challenge_for;
 use oauth_server::keys::{KeySet, SigningKey};
-use oauth_server::pkce::challenge_for;
 use oauth_server::state::{AppState, ManualClock};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -48,7 +48,7 @@ pub const ALICE_PASSWORD: &str = "correct horse battery";
 
 fn alice_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| oauth_server::signin::hash_password(ALICE_PASSWORD).unwrap())
+    HASH.get_or_init(|| oauth_server::service::signin::hash_password(ALICE_PASSWORD).unwrap())
 }
 
 /// A server outside demo mode, with the user alice.
@@ -75,8 +75,8 @@ async fn spawn_inner(adjust: impl FnOnce(&mut Config), with_alice: bool) -> Test
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let mut state = AppState::with_parts(config, keys, clock.clone());
     if with_alice {
-        state.users = Arc::new(oauth_server::signin::Users::from_list(vec![
-            oauth_server::signin::User {
+        state.users = Arc::new(oauth_server::service::signin::Users::from_list(vec![
+            oauth_server::service::signin::User {
                 username: "alice".into(),
                 name: "Alice Example".into(),
                 email: "alice@example.com".into(),

@@ -1,6 +1,6 @@
 //! Sign-in and consent outside demo mode.
 
-use oauth_server::pkce::challenge_for;
+use oauth_server::domain::pkce::challenge_for;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -12,9 +12,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use shared_config::paths;
 
-use crate::auth::{BearerError, Challenge, Principal, bearer_token};
-use crate::data::ServiceError;
+use super::bearer::{Challenge, bearer_token};
+use crate::domain::principal::{BearerError, Principal};
 use crate::mcp::public_base;
+use crate::service::items::ServiceError;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -162,10 +163,10 @@ pub struct ItemChange {
 
 /// `GET /api/user/profile`
 #[utoipa::path(get, path = paths::API_PROFILE, security(("bearer" = [])), responses(
-        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
-        (status = 200, body = crate::data::Profile),
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::http::openapi::ErrorBody),
+        (status = 200, body = crate::service::items::Profile),
     ))]
 pub(crate) async fn profile_get(
     State(state): State<AppState>,
@@ -181,10 +182,10 @@ pub(crate) async fn profile_get(
 
 /// `GET /api/data`
 #[utoipa::path(get, path = paths::API_DATA, security(("bearer" = [])), responses(
-        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
-        (status = 200, body = crate::data::ItemList),
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::http::openapi::ErrorBody),
+        (status = 200, body = crate::service::items::ItemList),
     ))]
 pub(crate) async fn data_get(
     State(state): State<AppState>,
@@ -200,12 +201,12 @@ pub(crate) async fn data_get(
 
 /// `POST /api/data`
 #[utoipa::path(post, path = paths::API_DATA, security(("bearer" = [])), request_body = NewItem, responses(
-        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
-        (status = 201, body = crate::data::Item),
-        (status = 400, body = crate::openapi::ErrorBody),
-        (status = 409, description = "the item limit is reached", body = crate::openapi::ErrorBody),
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::http::openapi::ErrorBody),
+        (status = 201, body = crate::service::items::Item),
+        (status = 400, body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "the item limit is reached", body = crate::http::openapi::ErrorBody),
     ))]
 pub(crate) async fn data_post(
     State(state): State<AppState>,
@@ -222,12 +223,12 @@ pub(crate) async fn data_post(
 
 /// `PUT /api/data/{id}`
 #[utoipa::path(put, path = paths::API_DATA_ITEM, security(("bearer" = [])), params(("id" = String, Path)), request_body = ItemChange, responses(
-        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
-        (status = 200, body = crate::data::Item),
-        (status = 400, body = crate::openapi::ErrorBody),
-        (status = 404, body = crate::openapi::ErrorBody),
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::http::openapi::ErrorBody),
+        (status = 200, body = crate::service::items::Item),
+        (status = 400, body = crate::http::openapi::ErrorBody),
+        (status = 404, body = crate::http::openapi::ErrorBody),
     ))]
 pub(crate) async fn data_put(
     State(state): State<AppState>,
@@ -245,11 +246,11 @@ pub(crate) async fn data_put(
 
 /// `DELETE /api/data/{id}`
 #[utoipa::path(delete, path = paths::API_DATA_ITEM, security(("bearer" = [])), params(("id" = String, Path)), responses(
-        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 403, description = "the token lacks the scope", body = crate::openapi::ErrorBody),
-        (status = 200, body = crate::data::Deleted),
-        (status = 404, body = crate::openapi::ErrorBody),
+        (status = 401, description = "no or invalid token (WWW-Authenticate: Bearer ...)", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "over the subject's rate limit (Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "the token lacks the scope", body = crate::http::openapi::ErrorBody),
+        (status = 200, body = crate::service::items::Deleted),
+        (status = 404, body = crate::http::openapi::ErrorBody),
     ))]
 pub(crate) async fn data_delete(
     State(state): State<AppState>,

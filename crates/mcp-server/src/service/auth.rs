@@ -1,156 +1,20 @@
 //! The resource server side of OAuth: bearer tokens (RFC 6750 section 2.1, header only) verified
 //! locally as RFC 9068 JWT access tokens against the authorization server's JWKS, audience-bound
-//! (RFC 8707, MCP 2025-11-25 "Token Audience Binding"), and the RFC 6750 section 3 / RFC 9728
-//! section 5.1 challenges that tell a client how to get a token.
+//! (RFC 8707, MCP 2025-11-25 "Token Audience Binding"), with RFC 7662 introspection for
+//! revocation; the challenges that tell a client how to get a token are `http::bearer`'s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
 
-/// The scopes a caller holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Scopes {
-    pub read: bool,
-    pub write: bool,
-}
-
-impl Scopes {
-    pub fn parse(s: &str) -> Self {
-        let mut scopes = Self::default();
-        for token in s.split(' ') {
-            match token {
-                "read" => scopes.read = true,
-                "write" => scopes.write = true,
-                _ => {}
-            }
-        }
-        scopes
-    }
-
-    pub fn has(self, scope: Scope) -> bool {
-        match scope {
-            Scope::Read => self.read,
-            Scope::Write => self.write,
-        }
-    }
-}
-
-impl std::fmt::Display for Scopes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.read, self.write) {
-            (true, true) => f.write_str("read write"),
-            (true, false) => f.write_str("read"),
-            (false, true) => f.write_str("write"),
-            (false, false) => Ok(()),
-        }
-    }
-}
-
-/// A scope an operation needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Read,
-    Write,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Write => "write",
-        }
-    }
-}
-
-/// The verified identity behind a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub subject: String,
-    pub client_id: String,
-    pub scopes: Scopes,
-    pub expires_at: u64,
-}
-
-impl Principal {
-    pub fn require(&self, scope: Scope) -> Result<(), BearerError> {
-        if self.scopes.has(scope) {
-            Ok(())
-        } else {
-            Err(BearerError::InsufficientScope(scope))
-        }
-    }
-}
-
-/// Why a request is not authorized, as RFC 6750 section 3.1 names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BearerError {
-    /// No token was sent (401, no error code).
-    Missing,
-    /// A token was sent and is not acceptable (401 invalid_token).
-    Invalid(&'static str),
-    /// A malformed Authorization header or a token in the query string (400 invalid_request).
-    BadRequest(&'static str),
-    /// The token lacks a scope (403 insufficient_scope).
-    InsufficientScope(Scope),
-}
-
-/// A bearer error with the resource metadata URL its challenge points to.
-#[derive(Debug)]
-pub struct Challenge {
-    pub error: BearerError,
-    pub resource_metadata: String,
-}
-
-impl IntoResponse for Challenge {
-    fn into_response(self) -> Response {
-        let meta = &self.resource_metadata;
-        let (status, header_value, body) = match &self.error {
-            BearerError::Missing => (
-                StatusCode::UNAUTHORIZED,
-                format!(r#"Bearer resource_metadata="{meta}", scope="read write""#),
-                json!({"error": "unauthorized", "error_description": "a bearer token is required"}),
-            ),
-            BearerError::Invalid(why) => (
-                StatusCode::UNAUTHORIZED,
-                format!(
-                    r#"Bearer error="invalid_token", error_description="{why}", resource_metadata="{meta}", scope="read write""#
-                ),
-                json!({"error": "invalid_token", "error_description": why}),
-            ),
-            BearerError::BadRequest(why) => (
-                StatusCode::BAD_REQUEST,
-                format!(
-                    r#"Bearer error="invalid_request", error_description="{why}", resource_metadata="{meta}""#
-                ),
-                json!({"error": "invalid_request", "error_description": why}),
-            ),
-            BearerError::InsufficientScope(scope) => (
-                StatusCode::FORBIDDEN,
-                format!(
-                    r#"Bearer error="insufficient_scope", scope="{}", resource_metadata="{meta}", error_description="this operation needs the {} scope""#,
-                    scope.as_str(),
-                    scope.as_str()
-                ),
-                json!({"error": "insufficient_scope", "error_description": format!("this operation needs the {} scope", scope.as_str()), "scope": scope.as_str()}),
-            ),
-        };
-        let mut response = (status, axum::Json(body)).into_response();
-        if let Ok(v) = HeaderValue::from_str(&header_value) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-        response
-    }
-}
+pub use crate::domain::principal::{BearerError, Principal, Scope, Scopes};
 
 #[derive(Debug, Deserialize)]
 struct Claims {
@@ -591,37 +455,6 @@ pub fn audience_names(aud: &str, resource: &Url) -> bool {
     Url::parse(aud).is_ok_and(|aud| shared_config::urls::is_under(&aud, resource))
 }
 
-/// The bearer token of a request: from the Authorization header only (RFC 6750 section 2.1;
-/// MCP forbids tokens in the query string).
-pub fn bearer_token<'a>(
-    headers: &'a HeaderMap,
-    query: Option<&str>,
-) -> Result<Option<&'a str>, BearerError> {
-    if query.is_some_and(|q| {
-        url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
-    }) {
-        return Err(BearerError::BadRequest(
-            "access tokens are accepted in the Authorization header only",
-        ));
-    }
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| BearerError::Invalid("malformed Authorization header"))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some(token.trim()))
-        }
-        _ => Err(BearerError::Invalid(
-            "the Authorization header must be Bearer <token>",
-        )),
-    }
-}
-
 /// Whether a Host header value is a loopback name (any port).
 pub fn is_loopback_authority(host: &str) -> bool {
     Url::parse(&format!("http://{host}"))
@@ -651,16 +484,5 @@ mod tests {
         ] {
             assert!(!audience_names(bad, &me), "{bad}");
         }
-    }
-
-    #[test]
-    fn tokens_come_from_the_header_only() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer_token(&h, None), Ok(None));
-        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(bearer_token(&h, None), Ok(Some("abc")));
-        assert!(bearer_token(&h, Some("access_token=abc")).is_err());
-        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert!(bearer_token(&h, None).is_err());
     }
 }

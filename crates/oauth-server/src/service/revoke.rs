@@ -1,34 +1,16 @@
 //! Token revocation (RFC 7009): refresh tokens revoke their whole family (RFC 7009 section 2.1,
 //! "SHOULD also invalidate all access tokens based on the same authorization grant"); access
-//! tokens are revoked by `jti` until they expire. An unknown token still gets 200.
+//! tokens are revoked by `jti` until they expire. An unknown token still succeeds.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-
-use crate::client_auth;
+use crate::domain::{AccessClaims, Params, hash_secret};
 use crate::error::{OAuthError, Result};
-use crate::params::FormParams;
+use crate::service::clients;
 use crate::state::AppState;
-use crate::store::hash_secret;
-use crate::token::AccessClaims;
 
-/// `POST /oauth/revoke`
-#[utoipa::path(post, path = shared_config::paths::REVOKE,
-    request_body(content = crate::openapi::TokenParam, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "revoked, or unknown"),
-        (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody),
-        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 415, body = crate::openapi::ErrorBody),
-    ))]
-pub async fn revoke_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    FormParams(params): FormParams,
-) -> Result<StatusCode> {
-    let presented = client_auth::identify(&state, &headers, &params).await?;
-    let client = client_auth::authenticate(&state, presented)?;
+/// Revokes `token` for the authenticated client; tokens of other clients are left alone.
+pub async fn revoke(state: &AppState, authorization: Option<&str>, params: &Params) -> Result<()> {
+    let presented = clients::identify(state, authorization, params).await?;
+    let client = clients::authenticate(state, presented)?;
     let token = params.require("token")?;
     let now = state.clock.now();
 
@@ -52,7 +34,7 @@ pub async fn revoke_post(
                 "refresh token family revoked"
             );
         }
-        return Ok(StatusCode::OK);
+        return Ok(());
     }
     if let Ok(claims) = state.keys.verify::<AccessClaims>(token)
         && claims.client_id == client.id
@@ -74,5 +56,5 @@ pub async fn revoke_post(
             );
         }
     }
-    Ok(StatusCode::OK)
+    Ok(())
 }

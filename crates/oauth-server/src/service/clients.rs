@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::domain::{Client, Params};
 use crate::error::{OAuthError, Result};
-use crate::params::Params;
 use crate::state::AppState;
-use crate::store::Client;
 
 /// The credentials a request presented.
 #[derive(Debug)]
@@ -23,10 +21,10 @@ pub struct Presented {
 
 /// Reads the client's credentials from the Authorization header or the form; both at once is an
 /// invalid request (RFC 6749 section 2.3: a client MUST NOT use more than one method).
-pub fn presented(headers: &HeaderMap, params: &Params) -> Result<Option<Presented>> {
-    let basic = match headers.get(header::AUTHORIZATION) {
+pub fn presented(authorization: Option<&str>, params: &Params) -> Result<Option<Presented>> {
+    let basic = match authorization {
         None => None,
-        Some(value) => Some(parse_basic(value.to_str().unwrap_or(""))?),
+        Some(value) => Some(parse_basic(value)?),
     };
     match basic {
         Some((id, secret)) => {
@@ -58,10 +56,10 @@ pub fn presented(headers: &HeaderMap, params: &Params) -> Result<Option<Presente
 /// if needed: what every client-authenticating endpoint does first.
 pub async fn identify(
     state: &AppState,
-    headers: &HeaderMap,
+    authorization: Option<&str>,
     params: &Params,
 ) -> Result<Option<Presented>> {
-    let presented = presented(headers, params)?;
+    let presented = presented(authorization, params)?;
     if let Some(p) = &presented {
         state.ensure_client(&p.client_id).await.map_err(|e| {
             OAuthError::invalid_client(format!("the client's metadata document was refused: {e}"))
@@ -155,13 +153,9 @@ mod tests {
 
     #[test]
     fn credentials_in_both_places_are_an_invalid_request() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::AUTHORIZATION,
-            format!("Basic {}", STANDARD.encode("a:b")).parse().unwrap(),
-        );
+        let header = format!("Basic {}", STANDARD.encode("a:b"));
         let params = Params::from_pairs([("client_id", "a"), ("client_secret", "b")]);
-        let err = presented(&headers, &params).unwrap_err();
+        let err = presented(Some(&header), &params).unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::InvalidRequest);
     }
 }

@@ -1,22 +1,16 @@
 //! Dynamic client registration (RFC 7591 sections 2 and 3): metadata validation, client
-//! creation, and the 201 response with the issued credentials; and client configuration
-//! management (RFC 7592 section 2): read, update and delete with the registration access token.
-
-use std::sync::atomic::AtomicU64;
+//! creation, and the credentials issued; and client configuration management (RFC 7592
+//! section 2): read, update and delete with the registration access token.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{AuthMethod, GrantType, RedirectUri, Scope};
+use crate::domain::{AuthMethod, Client, GrantType, RedirectUri, Scope, hash_secret, random_token};
 use crate::error::{ErrorCode, OAuthError, Result};
-use crate::params::JsonBody;
 use crate::state::AppState;
-use crate::store::{Client, hash_secret, random_token};
 
 /// The metadata a client may send (RFC 7591 section 2); other members are ignored.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -143,19 +137,8 @@ impl TryFrom<RegistrationRequest> for NewClient {
     }
 }
 
-/// `POST /oauth/register`
-#[utoipa::path(post, path = shared_config::paths::REGISTER, request_body = RegistrationRequest, responses(
-    (status = 201, body = crate::openapi::RegistrationBody),
-    (status = 400, body = crate::openapi::ErrorBody),
-    (status = 413, body = crate::openapi::ErrorBody),
-    (status = 415, body = crate::openapi::ErrorBody),
-    (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-    (status = 503, body = crate::openapi::ErrorBody),
-))]
-pub async fn register_post(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<RegistrationRequest>,
-) -> Result<Response> {
+/// Registers a client (RFC 7591 section 3.2.1): its metadata with the credentials issued.
+pub fn register(state: &AppState, request: RegistrationRequest) -> Result<Value> {
     let new = NewClient::try_from(request)?;
     let now = state.clock.now();
     let client_id = uuid::Uuid::new_v4().to_string();
@@ -187,13 +170,13 @@ pub async fn register_post(
         auth_method = client.auth_method.as_str(),
         "client registered"
     );
-    let mut body = describe(&state, &client);
+    let mut body = describe(state, &client);
     if let Some(secret) = secret {
         body["client_secret"] = Value::from(secret);
         body["client_secret_expires_at"] = Value::from(0);
     }
     body["registration_access_token"] = Value::from(registration_token);
-    Ok(no_store(StatusCode::CREATED, body))
+    Ok(body)
 }
 
 /// A client's registered metadata, with its RFC 7592 configuration endpoint.
@@ -214,21 +197,11 @@ fn describe(state: &AppState, client: &Client) -> Value {
     body
 }
 
-fn no_store(status: StatusCode, body: Value) -> Response {
-    let mut response = (status, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 /// The client a configuration request may manage: the one named in the path, when the bearer
 /// token is its registration access token. Anything else is 401 invalid_token (RFC 7592
 /// section 2: an unknown client is answered like a bad token).
-fn managed(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<Client>> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+fn managed(state: &AppState, authorization: Option<&str>, id: &str) -> Result<Arc<Client>> {
+    let token = authorization
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
@@ -250,21 +223,10 @@ fn managed(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<Client
     }
 }
 
-/// `GET /oauth/register/{client_id}` (RFC 7592 section 2.1)
-#[utoipa::path(get, path = shared_config::paths::REGISTER_CLIENT,
-    params(("client_id" = String, Path)),
-    responses(
-        (status = 200, body = crate::openapi::RegistrationBody),
-        (status = 401, body = crate::openapi::ErrorBody),
-        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-    ))]
-pub async fn client_get(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let client = managed(&state, &headers, &id)?;
-    Ok(no_store(StatusCode::OK, describe(&state, &client)))
+/// RFC 7592 section 2.1: the client's current metadata.
+pub fn read(state: &AppState, authorization: Option<&str>, id: &str) -> Result<Value> {
+    let client = managed(state, authorization, id)?;
+    Ok(describe(state, &client))
 }
 
 /// An RFC 7592 update: the whole metadata again, with the client's id (and secret, if sent).
@@ -277,25 +239,14 @@ pub struct UpdateRequest {
     pub metadata: RegistrationRequest,
 }
 
-/// `PUT /oauth/register/{client_id}` (RFC 7592 section 2.2)
-#[utoipa::path(put, path = shared_config::paths::REGISTER_CLIENT,
-    params(("client_id" = String, Path)),
-    request_body = UpdateRequest,
-    responses(
-        (status = 200, body = crate::openapi::RegistrationBody),
-        (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody),
-        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 413, body = crate::openapi::ErrorBody),
-        (status = 415, body = crate::openapi::ErrorBody),
-    ))]
-pub async fn client_put(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(request): JsonBody<UpdateRequest>,
-) -> Result<Response> {
-    let client = managed(&state, &headers, &id)?;
+/// RFC 7592 section 2.2: replaces the client's metadata.
+pub fn update(
+    state: &AppState,
+    authorization: Option<&str>,
+    id: &str,
+    request: UpdateRequest,
+) -> Result<Value> {
+    let client = managed(state, authorization, id)?;
     if request.client_id != client.id {
         return Err(OAuthError::invalid_request(
             "client_id in the body does not match the client being updated",
@@ -329,7 +280,7 @@ pub async fn client_put(
         last_used: AtomicU64::new(state.clock.now()),
         registration_token_hash: client.registration_token_hash,
     };
-    let body = describe(&state, &updated);
+    let body = describe(state, &updated);
     if !state.clients.replace(updated) {
         return Err(OAuthError::new(
             ErrorCode::InvalidToken,
@@ -337,27 +288,16 @@ pub async fn client_put(
         ));
     }
     tracing::info!(target: "audit", event = "client_updated", outcome = "success", client_id = %id, "client metadata updated");
-    Ok(no_store(StatusCode::OK, body))
+    Ok(body)
 }
 
-/// `DELETE /oauth/register/{client_id}` (RFC 7592 section 2.3): the client is gone, and with
-/// it every refresh token it holds (they need the client to be used).
-#[utoipa::path(delete, path = shared_config::paths::REGISTER_CLIENT,
-    params(("client_id" = String, Path)),
-    responses(
-        (status = 204),
-        (status = 401, body = crate::openapi::ErrorBody),
-        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-    ))]
-pub async fn client_delete(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode> {
-    managed(&state, &headers, &id)?;
-    state.clients.remove(&id);
+/// RFC 7592 section 2.3: the client is gone, and with it every refresh token it holds (they need
+/// the client to be used).
+pub fn delete(state: &AppState, authorization: Option<&str>, id: &str) -> Result<()> {
+    managed(state, authorization, id)?;
+    state.clients.remove(id);
     tracing::info!(target: "audit", event = "client_deleted", outcome = "success", client_id = %id, "client deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,54 +1,18 @@
-//! The token endpoint (RFC 6749 sections 3.2, 4.1.3, 4.4 and 6; OAuth 2.1 section 4.3.1 refresh
+//! The token endpoint's use cases (RFC 6749 sections 3.2, 4.1.3, 4.4 and 6; OAuth 2.1 section 4.3.1 refresh
 //! token rotation; RFC 7636 section 4.6 PKCE verification; RFC 8707 resource indicators) and the
 //! access tokens it issues (RFC 9068 JWT profile).
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::client_auth;
-use crate::domain::{GrantType, Scope, parse_resource, resource_is_under};
+use crate::domain::pkce::is_valid_verifier;
+use crate::domain::{
+    AccessClaims, AuthCode, Client, GrantType, Issued, Params, RefreshGrant, Scope, TokenResponse,
+    hash_secret, parse_resource, random_token, resource_is_under,
+};
 use crate::error::{ErrorCode, OAuthError, Result};
-use crate::params::{FormParams, Params};
-use crate::pkce::is_valid_verifier;
+use crate::service::clients;
 use crate::state::AppState;
-use crate::store::{Client, Issued, Redeem, RefreshGrant, Rotate, hash_secret, random_token};
-
-/// The claims of an access token (RFC 9068 section 2.2).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub client_id: String,
-    pub scope: String,
-    pub iat: u64,
-    pub exp: u64,
-    pub jti: String,
-}
-
-/// RFC 6749 section 5.1.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: u64,
-    pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-}
-
-impl IntoResponse for TokenResponse {
-    fn into_response(self) -> Response {
-        let mut response = axum::Json(self).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        response
-    }
-}
+use crate::store::{Redeem, Rotate};
 
 /// A token request, parsed (RFC 6749 sections 4.1.3, 4.4.2 and 6).
 #[derive(Debug)]
@@ -116,28 +80,18 @@ impl Grant {
     }
 }
 
-/// `POST /oauth/token`
-#[utoipa::path(post, path = shared_config::paths::TOKEN,
-    request_body(content = crate::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, body = TokenResponse),
-        (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody),
-        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 415, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody),
-    ))]
-pub async fn token_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    FormParams(params): FormParams,
+/// The token endpoint's use case: authenticate the client, parse the grant, issue tokens.
+pub async fn token(
+    state: &AppState,
+    authorization: Option<&str>,
+    params: &Params,
 ) -> Result<TokenResponse> {
-    let presented = client_auth::identify(&state, &headers, &params).await?;
-    let grant = Grant::try_from(&params)?;
-    let client = client_auth::authenticate(&state, presented)?;
+    let presented = clients::identify(state, authorization, params).await?;
+    let grant = Grant::try_from(params)?;
+    let client = clients::authenticate(state, presented)?;
     let resource = params
         .get("resource")
-        .map(|r| check_resource(&state, r))
+        .map(|r| check_resource(state, r))
         .transpose()?;
     if !client.allows(grant.grant_type()) {
         return Err(OAuthError::unauthorized_client(format!(
@@ -152,16 +106,16 @@ pub async fn token_post(
             redirect_uri,
             verifier,
         } => exchange_code(
-            &state,
+            state,
             &client,
             &code,
             redirect_uri.as_deref(),
             &verifier,
             resource,
         ),
-        Grant::ClientCredentials { scope } => client_credentials(&state, &client, scope, resource),
+        Grant::ClientCredentials { scope } => client_credentials(state, &client, scope, resource),
         Grant::RefreshToken { token, scope } => {
-            refresh(&state, &client, &token, scope, resource).await
+            refresh(state, &client, &token, scope, resource).await
         }
     };
     if result.is_ok() {
@@ -196,17 +150,17 @@ fn exchange_code(
 ) -> Result<TokenResponse> {
     let hash = hash_secret(code);
     let now = state.clock.now();
-    let bound_redirect = |c: &crate::store::AuthCode| match (&c.redirect_uri, redirect_uri) {
+    let bound_redirect = |c: &AuthCode| match (&c.redirect_uri, redirect_uri) {
         (Some(bound), Some(given)) => bound == given,
         (Some(_), None) => false,
         (None, Some(given)) => client.resolve_redirect(None).as_deref() == Some(given),
         (None, None) => true,
     };
-    let bound_resource = |c: &crate::store::AuthCode| match (&c.resource, &resource) {
+    let bound_resource = |c: &AuthCode| match (&c.resource, &resource) {
         (Some(bound), Some(given)) => bound == given,
         _ => true,
     };
-    let accept = |c: &crate::store::AuthCode| {
+    let accept = |c: &AuthCode| {
         c.client_id == client.id
             && bound_redirect(c)
             && bound_resource(c)
@@ -456,7 +410,7 @@ fn issue(
     Ok((
         TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: "Bearer".to_owned(),
             expires_in: ttl,
             scope: claims.scope,
             refresh_token,

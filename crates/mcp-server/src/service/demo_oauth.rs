@@ -13,8 +13,8 @@ use oauth2::{
 };
 use shared_config::Config;
 
-use crate::auth::TokenVerifier;
-use crate::sessions::HeldTokens;
+use crate::domain::session::HeldTokens;
+use crate::service::auth::TokenVerifier;
 
 /// Where the authorization server sends the code; never actually visited (the redirect is read
 /// from the Location header), and any loopback URI is accepted for the demo client.

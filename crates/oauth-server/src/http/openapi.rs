@@ -81,17 +81,17 @@ pub struct RegistrationBody {
         description = "RFC 6749, 7009, 7591, 7636, 7662, 8414, 8707, 9068, 9207"
     ),
     paths(
-        crate::metadata::metadata_get,
-        crate::metadata::jwks_get,
-        crate::metadata::health_get,
-        crate::register::register_post,
-        crate::register::client_get,
-        crate::register::client_put,
-        crate::register::client_delete,
-        crate::authorize::authorize_get,
-        crate::token::token_post,
-        crate::revoke::revoke_post,
-        crate::introspect::introspect_post,
+        super::metadata::metadata_get,
+        super::metadata::jwks_get,
+        super::metadata::health_get,
+        super::register::register_post,
+        super::register::client_get,
+        super::register::client_put,
+        super::register::client_delete,
+        super::authorize::authorize_get,
+        super::token::token_post,
+        super::revoke::revoke_post,
+        super::introspect::introspect_post,
     ),
     components(schemas(
         ErrorBody,
@@ -99,9 +99,9 @@ pub struct RegistrationBody {
         TokenParam,
         IntrospectionBody,
         RegistrationBody,
-        crate::register::RegistrationRequest,
-        crate::register::UpdateRequest,
-        crate::token::TokenResponse
+        crate::service::register::RegistrationRequest,
+        crate::service::register::UpdateRequest,
+        crate::domain::TokenResponse
     ))
 )]
 pub struct ApiDoc;

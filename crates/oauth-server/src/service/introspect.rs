@@ -1,35 +1,21 @@
 //! Token introspection (RFC 7662): for authenticated confidential clients (resource servers);
 //! an active token is described by its claims, anything else is exactly `{"active": false}`.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::client_auth;
+use crate::domain::{AccessClaims, Params, hash_secret};
 use crate::error::{OAuthError, Result};
-use crate::params::FormParams;
+use crate::service::clients;
 use crate::state::AppState;
-use crate::store::hash_secret;
-use crate::token::AccessClaims;
 
-/// `POST /oauth/introspect`
-#[utoipa::path(post, path = shared_config::paths::INTROSPECT,
-    request_body(content = crate::openapi::TokenParam, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, body = crate::openapi::IntrospectionBody),
-        (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody),
-        (status = 429, description = "over a rate limit (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 415, body = crate::openapi::ErrorBody),
-    ))]
-pub async fn introspect_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    FormParams(params): FormParams,
-) -> Result<Response> {
-    let presented = client_auth::identify(&state, &headers, &params).await?;
-    let client = client_auth::authenticate(&state, presented)?;
+/// The RFC 7662 section 2.2 answer about `token`, for the authenticated client.
+pub async fn introspect(
+    state: &AppState,
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<Value> {
+    let presented = clients::identify(state, authorization, params).await?;
+    let client = clients::authenticate(state, presented)?;
     if !client.is_confidential() {
         return Err(OAuthError::invalid_client(
             "introspection is for confidential clients (resource servers) only",
@@ -38,15 +24,10 @@ pub async fn introspect_post(
     let token = params.require("token")?;
     // A dynamically registered client learns only about its own tokens (RFC 7662 section 4:
     // no token scanning); the configured resource server and demo client about any.
-    let body = describe(&state, token)
+    let body = describe(state, token)
         .filter(|b| !client.dynamic || b["client_id"] == client.id.as_str())
         .unwrap_or_else(|| json!({ "active": false }));
-    let mut response = axum::Json(body).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(body)
 }
 
 fn describe(state: &AppState, token: &str) -> Option<Value> {

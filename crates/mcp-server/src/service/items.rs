@@ -2,59 +2,13 @@
 //! by the REST API and the MCP tools: every operation takes the caller's verified [`Principal`],
 //! checks the scope it needs, and touches only that subject's items.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use dashmap::DashMap;
-use schemars::JsonSchema;
-use serde::Serialize;
 
-use crate::auth::{BearerError, Principal, Scope};
-
-/// Longest item name accepted, in characters.
-pub const MAX_NAME_CHARS: usize = 256;
+pub use crate::domain::item::{Deleted, Item, ItemList, MAX_NAME_CHARS, Profile};
+use crate::domain::item::{ItemError, check_name, check_value, now_rfc3339};
+use crate::domain::principal::{BearerError, Principal, Scope};
 /// The most users holding items at once.
 const MAX_SUBJECTS: usize = 100_000;
-
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
-pub struct Item {
-    /// UUID of the item.
-    pub id: String,
-    pub name: String,
-    pub value: f64,
-    /// RFC 3339 UTC time of creation.
-    pub created_at: String,
-    /// RFC 3339 UTC time of the last change.
-    pub updated_at: String,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
-pub struct ItemList {
-    pub items: Vec<Item>,
-    #[schemars(with = "i64")]
-    pub count: usize,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
-pub struct Deleted {
-    pub deleted: bool,
-    pub item_id: String,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
-pub struct Profile {
-    /// The user (or, for client_credentials tokens, the client).
-    pub sub: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// The client the token was issued to.
-    pub client_id: String,
-    /// The scopes the token carries.
-    pub scope: String,
-    /// Unix time at which the token expires.
-    #[schemars(with = "i64")]
-    pub token_expires_at: u64,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
@@ -66,6 +20,12 @@ pub enum ServiceError {
     Invalid(String),
     #[error("{0}")]
     Full(&'static str),
+}
+
+impl From<ItemError> for ServiceError {
+    fn from(ItemError(message): ItemError) -> Self {
+        Self::Invalid(message)
+    }
 }
 
 impl From<BearerError> for ServiceError {
@@ -81,59 +41,6 @@ impl From<BearerError> for ServiceError {
 pub struct DataStore {
     items: DashMap<String, Vec<Item>>,
     max_per_subject: usize,
-}
-
-fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn check_name(name: &str) -> Result<String, ServiceError> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() {
-        return Err(ServiceError::Invalid("name must not be empty".into()));
-    }
-    if trimmed.chars().count() > MAX_NAME_CHARS {
-        return Err(ServiceError::Invalid(format!(
-            "name is longer than {MAX_NAME_CHARS} characters"
-        )));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid(
-            "name must not contain control characters".into(),
-        ));
-    }
-    Ok(trimmed.to_owned())
-}
-
-fn check_value(value: f64) -> Result<f64, ServiceError> {
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(ServiceError::Invalid(
-            "value must be a finite number".into(),
-        ))
-    }
 }
 
 impl DataStore {
@@ -262,7 +169,7 @@ impl DataStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Scopes;
+    use crate::domain::principal::Scopes;
 
     fn user(sub: &str, read: bool, write: bool) -> Principal {
         Principal {
@@ -307,12 +214,5 @@ mod tests {
             store.create(&w, "two", 2.0),
             Err(ServiceError::Full(_))
         ));
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339() {
-        let t = now_rfc3339();
-        assert_eq!(t.len(), 20, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z'));
     }
 }

@@ -8,34 +8,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::auth::Principal;
-
-/// Identifies a session across transports: the `Mcp-Session-Id` of Streamable HTTP or of the
-/// JSON shortcuts, or `sse:<id>` for the HTTP+SSE transport.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionKey(pub Arc<str>);
-
-impl SessionKey {
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
-        Self(value.into())
-    }
-}
-
-/// Tokens obtained by `oauth_authenticate` for a session. The refresh token never leaves here.
-#[derive(Clone)]
-pub struct HeldTokens {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
-    pub principal: Principal,
-}
-
-impl std::fmt::Debug for HeldTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeldTokens")
-            .field("principal", &self.principal)
-            .finish_non_exhaustive()
-    }
-}
+use crate::domain::principal::Principal;
+pub use crate::domain::session::{HeldTokens, SessionKey};
 
 struct Entry {
     subject: Option<String>,
@@ -150,7 +124,7 @@ impl SessionRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Scopes;
+    use crate::domain::principal::Scopes;
 
     fn p(sub: &str) -> Principal {
         Principal {

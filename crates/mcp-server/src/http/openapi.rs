@@ -35,16 +35,16 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "MCP server: protected resource API", description = "RFC 6750 bearer tokens (RFC 9068 JWTs), RFC 9728 protected resource metadata"),
     paths(
-        crate::resource_metadata::prm_mcp_get,
-        crate::resource_metadata::prm_root_get,
-        crate::resource_metadata::health_get,
-        crate::api::profile_get,
-        crate::api::data_get,
-        crate::api::data_post,
-        crate::api::data_put,
-        crate::api::data_delete,
+        crate::http::resource_metadata::prm_mcp_get,
+        crate::http::resource_metadata::prm_root_get,
+        crate::http::resource_metadata::health_get,
+        crate::http::api::profile_get,
+        crate::http::api::data_get,
+        crate::http::api::data_post,
+        crate::http::api::data_put,
+        crate::http::api::data_delete,
     ),
-    components(schemas(ErrorBody, crate::data::Item, crate::data::ItemList, crate::data::Profile, crate::data::Deleted, crate::api::NewItem, crate::api::ItemChange)),
+    components(schemas(ErrorBody, crate::service::items::Item, crate::service::items::ItemList, crate::service::items::Profile, crate::service::items::Deleted, crate::http::api::NewItem, crate::http::api::ItemChange)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

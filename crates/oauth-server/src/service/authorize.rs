@@ -1,19 +1,13 @@
-//! The authorization endpoint (RFC 6749 section 4.1.1 and 4.1.2, OAuth 2.1 section 4.1, RFC 7636
+//! The authorization endpoint's use case (RFC 6749 section 4.1.1 and 4.1.2, OAuth 2.1 section 4.1, RFC 7636
 //! section 4.3, RFC 8707 section 2, RFC 9207 `iss` in every response). In demo mode the request is
 //! approved at once for the demo user.
 
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use url::Url;
 
-use crate::domain::{GrantType, Scope};
+use crate::domain::{AuthCode, CodeChallenge, GrantType, Params, Scope, hash_secret, random_token};
 use crate::error::{AuthorizeError, ErrorCode, OAuthError};
-use crate::params::{Params, QueryParams};
-use crate::pkce::CodeChallenge;
-use crate::state::{AppState, DEMO_SUBJECT};
-use crate::store::{AuthCode, hash_secret, random_token};
-use crate::token::check_resource;
+use crate::service::token::check_resource;
+use crate::state::AppState;
 
 /// A request that passed every check, ready for the user's decision.
 #[derive(Debug)]
@@ -26,42 +20,6 @@ pub struct Approved {
     pub challenge: CodeChallenge,
     pub scope: Scope,
     pub resource: Option<String>,
-}
-
-/// `GET /oauth/authorize`
-#[utoipa::path(get, path = shared_config::paths::AUTHORIZE, params(
-    ("response_type" = String, Query), ("client_id" = String, Query), ("redirect_uri" = Option<String>, Query),
-    ("code_challenge" = String, Query), ("code_challenge_method" = String, Query), ("scope" = Option<String>, Query),
-    ("state" = Option<String>, Query), ("resource" = Option<String>, Query),
-), responses(
-    (status = 302, description = "back to the redirect URI with code (or error), state and iss"),
-    (status = 200, description = "the sign-in or consent page (DEMO_MODE=false)", content_type = "text/html", body = String),
-    (status = 400, description = "the client or redirect URI cannot be trusted: an error page", content_type = "text/html", body = String),
-    (status = 429, description = "over a rate limit (Retry-After)"),
-))]
-pub async fn authorize_get(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-    uri: axum::http::Uri,
-    query: Result<QueryParams, OAuthError>,
-) -> Result<Response, AuthorizeError> {
-    let QueryParams(params) = query.map_err(AuthorizeError::NoRedirect)?;
-    if let Some(id) = params.get("client_id") {
-        state
-            .limits
-            .client(id)
-            .map_err(AuthorizeError::NoRedirect)?;
-        state.ensure_client(id).await.map_err(|e| {
-            AuthorizeError::NoRedirect(OAuthError::invalid_request(format!(
-                "the client's metadata document was refused: {e}"
-            )))
-        })?;
-    }
-    let request = validate(&state, &params)?;
-    if state.config.demo_mode {
-        return approve(&state, request, DEMO_SUBJECT);
-    }
-    crate::signin::authorize_interactive(&state, &headers, request, uri.query().unwrap_or(""))
 }
 
 /// An error after the redirect URI is trusted is reported by redirect.
@@ -105,19 +63,6 @@ pub fn redirect_with(
         query.append_pair("iss", issuer);
     }
     url.into()
-}
-
-/// A 302 Found to `location` (RFC 6749 section 4.1.2 uses 302).
-pub fn found(location: &str) -> Response {
-    let Ok(location) = HeaderValue::from_str(location) else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let mut response = StatusCode::FOUND.into_response();
-    response.headers_mut().insert(header::LOCATION, location);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// Checks an authorization request: first the client and redirect URI (failures are shown,
@@ -200,12 +145,12 @@ pub fn validate(state: &AppState, params: &Params) -> Result<Approved, Authorize
     })
 }
 
-/// The user approved: issue a code and send the user agent back to the client.
+/// The user approved: issue a code; the answer is where to send the user agent back to.
 pub fn approve(
     state: &AppState,
     request: Approved,
     subject: &str,
-) -> Result<Response, AuthorizeError> {
+) -> Result<String, AuthorizeError> {
     let to = RedirectTo {
         redirect_uri: &request.redirect_uri,
         state: request.state.as_deref(),
@@ -233,10 +178,10 @@ pub fn approve(
         scope = %request.scope,
         "authorization code issued"
     );
-    Ok(found(&redirect_with(
+    Ok(redirect_with(
         &request.redirect_uri,
         &[("code", code)],
         request.state.as_deref(),
         &state.config.issuer,
-    )))
+    ))
 }

@@ -1,0 +1,89 @@
+//! Who is calling: the verified principal of a bearer token, its scopes, and why a request is
+//! not authorized (RFC 6750 section 3.1 error codes).
+
+/// The scopes a caller holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scopes {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Scopes {
+    pub fn parse(s: &str) -> Self {
+        let mut scopes = Self::default();
+        for token in s.split(' ') {
+            match token {
+                "read" => scopes.read = true,
+                "write" => scopes.write = true,
+                _ => {}
+            }
+        }
+        scopes
+    }
+
+    pub fn has(self, scope: Scope) -> bool {
+        match scope {
+            Scope::Read => self.read,
+            Scope::Write => self.write,
+        }
+    }
+}
+
+impl std::fmt::Display for Scopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.read, self.write) {
+            (true, true) => f.write_str("read write"),
+            (true, false) => f.write_str("read"),
+            (false, true) => f.write_str("write"),
+            (false, false) => Ok(()),
+        }
+    }
+}
+
+/// A scope an operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+/// The verified identity behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub client_id: String,
+    pub scopes: Scopes,
+    pub expires_at: u64,
+}
+
+impl Principal {
+    pub fn require(&self, scope: Scope) -> Result<(), BearerError> {
+        if self.scopes.has(scope) {
+            Ok(())
+        } else {
+            Err(BearerError::InsufficientScope(scope))
+        }
+    }
+}
+
+/// Why a request is not authorized, as RFC 6750 section 3.1 names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerError {
+    /// No token was sent (401, no error code).
+    Missing,
+    /// A token was sent and is not acceptable (401 invalid_token).
+    Invalid(&'static str),
+    /// A malformed Authorization header or a token in the query string (400 invalid_request).
+    BadRequest(&'static str),
+    /// The token lacks a scope (403 insufficient_scope).
+    InsufficientScope(Scope),
+}
