@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     }
     dotenvy::dotenv().ok();
     let config = Config::from_env()?;
-    shared_config::telemetry::init(config.audit_log_file.as_deref())?;
+    service_kit::telemetry::init(config.audit_log_file.as_deref())?;
     let shutdown = CancellationToken::new();
 
     // The OAuth server binds first, so the MCP server can fetch its JWKS at start.
@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let early_exit = tokio::select! {
-        _ = shared_config::signals::shutdown_signal() => { tracing::info!("shutting down"); None }
+        _ = service_kit::signals::shutdown_signal() => { tracing::info!("shutting down"); None }
         r = &mut oauth => Some(("OAuth server", r)),
         r = &mut mcp => Some(("MCP server", r)),
     };

@@ -31,7 +31,7 @@ pub mod store;
 use std::future::Future;
 
 use axum::Router;
-use shared_config::server::ServeOptions;
+use service_kit::server::ServeOptions;
 use tokio::net::TcpListener;
 
 pub use state::AppState;
@@ -71,7 +71,7 @@ pub async fn serve(
                         state.shared.sessions.sweep();
                         state.shared.subject_limits.sweep();
                         state.shared.verifier.sweep();
-                        shared_config::metrics::upkeep();
+                        service_kit::metrics::upkeep();
                     }
                     _ = keys.tick() => {
                         if let Err(e) = state.shared.verifier.jwks().refresh().await {
@@ -84,7 +84,7 @@ pub async fn serve(
     };
     let options = ServeOptions::from_config(&state.config).map_err(std::io::Error::other)?;
     let router = app(state);
-    let result = shared_config::server::serve(listener, router, options, async move {
+    let result = service_kit::server::serve(listener, router, options, async move {
         shutdown.await;
         stop.cancel();
     })

@@ -6,11 +6,11 @@ use shared_config::Config;
 async fn main() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
     let config = Config::from_env()?;
-    shared_config::telemetry::init(config.audit_log_file.as_deref())?;
+    service_kit::telemetry::init(config.audit_log_file.as_deref())?;
     let addr = (config.mcp_host, config.mcp_port);
     let state = mcp_server::AppState::new(config)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(address = %listener.local_addr()?, endpoint = %state.config.mcp_endpoint(), "MCP server listening");
-    mcp_server::serve(listener, state, shared_config::signals::shutdown_signal()).await?;
+    mcp_server::serve(listener, state, service_kit::signals::shutdown_signal()).await?;
     Ok(())
 }

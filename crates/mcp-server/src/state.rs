@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use service_kit::ratelimit::{RateLimiter, RetryAfter};
 use shared_config::Config;
-use shared_config::ratelimit::{RateLimiter, RetryAfter};
 use url::Url;
 
 use crate::domain::principal::Principal;

@@ -36,7 +36,7 @@ pub mod store;
 use std::future::Future;
 
 use axum::Router;
-use shared_config::server::ServeOptions;
+use service_kit::server::ServeOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -66,14 +66,14 @@ pub async fn serve(
                     _ = stop.cancelled() => break,
                     _ = tick.tick() => {
                         state.sweep();
-                        shared_config::metrics::upkeep();
+                        service_kit::metrics::upkeep();
                     }
                 }
             }
         })
     };
     let options = ServeOptions::from_config(&state.config).map_err(std::io::Error::other)?;
-    let result = shared_config::server::serve(listener, app(state), options, shutdown).await;
+    let result = service_kit::server::serve(listener, app(state), options, shutdown).await;
     stop_sweeper.cancel();
     let _ = sweeper.await;
     result

@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use http::StatusCode;
+use service_kit::ratelimit::{RateLimiter, RetryAfter};
 use shared_config::RateLimits;
-use shared_config::ratelimit::{RateLimiter, RetryAfter};
 
 use crate::error::{ErrorCode, OAuthError, Result};
 

@@ -9,11 +9,11 @@ async fn main() -> anyhow::Result<()> {
     }
     dotenvy::dotenv().ok();
     let config = Config::from_env()?;
-    shared_config::telemetry::init(config.audit_log_file.as_deref())?;
+    service_kit::telemetry::init(config.audit_log_file.as_deref())?;
     let addr = (config.oauth_host, config.oauth_port);
     let state = oauth_server::AppState::new(config)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(address = %listener.local_addr()?, issuer = %state.config.issuer, "OAuth server listening");
-    oauth_server::serve(listener, state, shared_config::signals::shutdown_signal()).await?;
+    oauth_server::serve(listener, state, service_kit::signals::shutdown_signal()).await?;
     Ok(())
 }

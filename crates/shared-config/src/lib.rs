@@ -7,7 +7,9 @@
 //! - [`Endpoints`]: the absolute endpoint URLs derived from the issuer, computed in one place.
 //! - [`Secret`]: a string that prints as `[REDACTED]` in `Debug` output and logs.
 //!
-//! A bad value stops start-up with a [`ConfigError`] naming the key and the value.
+//! A bad value stops start-up with a [`ConfigError`] naming the key and the value. What the
+//! services run on (the server loop, rate limiting, metrics, telemetry) is the `service-kit`
+//! crate's.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,11 +19,6 @@ use std::time::Duration;
 
 use url::Url;
 
-pub mod metrics;
-pub mod ratelimit;
-pub mod server;
-pub mod signals;
-pub mod telemetry;
 pub mod urls;
 
 /// Every HTTP path either service serves, in one place.

@@ -20,7 +20,7 @@ use crate::state::AppState;
 
 /// The whole HTTP surface of the MCP server.
 pub fn router(state: AppState) -> Router {
-    shared_config::metrics::handle();
+    service_kit::metrics::handle();
     let trusted_proxies = state.config.trusted_proxies.clone();
     let router = Router::new()
         .route(paths::PRM_MCP, get(resource_metadata::prm_mcp_get))
@@ -40,7 +40,7 @@ pub fn router(state: AppState) -> Router {
         });
     router
         .layer(axum::middleware::from_fn(|req, next| {
-            shared_config::metrics::track("mcp", req, next)
+            service_kit::metrics::track("mcp", req, next)
         }))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,
@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
                     .extensions()
                     .get::<axum::extract::MatchedPath>()
                     .map_or("unmatched", axum::extract::MatchedPath::as_str);
-                let address = shared_config::ratelimit::request_address(req, &trusted_proxies);
+                let address = service_kit::ratelimit::request_address(req, &trusted_proxies);
                 tracing::info_span!("request", method = %req.method(), route, address)
             }),
         )
@@ -72,17 +72,17 @@ async fn metrics_get(
         .set(state.shared.verifier.cached() as f64);
     metrics::gauge!("store_entries", "service" => "mcp", "store" => "data_items")
         .set(state.shared.data.len() as f64);
-    let address = shared_config::ratelimit::request_ip(
+    let address = service_kit::ratelimit::request_ip(
         request.extensions(),
         request.headers(),
         &state.config.trusted_proxies,
     );
-    let allowed = shared_config::metrics::allowed(
+    let allowed = service_kit::metrics::allowed(
         address,
         request.headers(),
         state.config.metrics_token.as_ref(),
     );
-    shared_config::metrics::respond(allowed)
+    service_kit::metrics::respond(allowed)
 }
 
 /// CORS for browser clients such as MCP Inspector: loopback origins and MCP_ALLOWED_ORIGINS.

@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use shared_config::paths;
 
-use shared_config::ratelimit::RetryAfter;
+use service_kit::ratelimit::RetryAfter;
 
 use crate::domain::principal::{BearerError, Principal};
 use crate::domain::session::SessionKey;
@@ -220,7 +220,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let (body, calls) = if parts.method == Method::POST {
         let bytes = match to_bytes(body, state.config.max_body_bytes).await {
             Ok(b) => b,
-            Err(e) if shared_config::server::is_too_slow(&e) => {
+            Err(e) if service_kit::server::is_too_slow(&e) => {
                 return rpc::error_response(
                     StatusCode::REQUEST_TIMEOUT,
                     None,

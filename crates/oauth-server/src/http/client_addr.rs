@@ -5,7 +5,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
-use shared_config::ratelimit::request_ip;
+use service_kit::ratelimit::request_ip;
 use std::net::IpAddr;
 
 use crate::error::Result;

@@ -31,7 +31,7 @@ use crate::state::AppState;
 
 /// The whole HTTP surface of the authorization server.
 pub fn router(state: AppState) -> Router {
-    shared_config::metrics::handle();
+    service_kit::metrics::handle();
     let config = &state.config;
     // The endpoints that act are rate limited per client address; documents are not.
     let acting = Router::new()
@@ -63,7 +63,7 @@ pub fn router(state: AppState) -> Router {
     let trusted_proxies = config.trusted_proxies.clone();
     router
         .layer(axum::middleware::from_fn(|req, next| {
-            shared_config::metrics::track("oauth", req, next)
+            service_kit::metrics::track("oauth", req, next)
         }))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(cors(config))
@@ -79,7 +79,7 @@ pub fn router(state: AppState) -> Router {
                     .extensions()
                     .get::<MatchedPath>()
                     .map_or("unmatched", MatchedPath::as_str);
-                let address = shared_config::ratelimit::request_address(req, &trusted_proxies);
+                let address = service_kit::ratelimit::request_address(req, &trusted_proxies);
                 tracing::info_span!("request", method = %req.method(), route, address)
             }),
         )
@@ -121,8 +121,8 @@ async fn metrics_get(
         metrics::gauge!("store_entries", "service" => "oauth", "store" => store).set(len as f64);
     }
     let allowed =
-        shared_config::metrics::allowed(addr, &headers, state.config.metrics_token.as_ref());
-    shared_config::metrics::respond(allowed)
+        service_kit::metrics::allowed(addr, &headers, state.config.metrics_token.as_ref());
+    service_kit::metrics::respond(allowed)
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -25,7 +25,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt;
 
-use crate::{Config, TlsFiles};
+use shared_config::{Config, TlsFiles};
 
 /// How the server accepts connections.
 #[derive(Clone)]

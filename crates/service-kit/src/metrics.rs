@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest, Sha256};
 
-use crate::Secret;
+use shared_config::Secret;
 
 /// Latency buckets in seconds: from 100 µs (a cached token check) to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
