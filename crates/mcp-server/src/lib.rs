@@ -68,7 +68,11 @@ pub async fn serve(
                 tokio::select! {
                     _ = state.shutdown.cancelled() => break,
                     _ = tick.tick() => {
-                        state.shared.sessions.sweep();
+                        let idle = state.config.mcp_session_idle.as_secs();
+                        let idle_before = service::sessions::unix_now().saturating_sub(idle);
+                        if let Err(e) = state.shared.sessions.sweep(idle_before).await {
+                            tracing::warn!(error = %e, "sweeping sessions failed");
+                        }
                         state.shared.subject_limits.sweep();
                         state.shared.verifier.sweep();
                         service_kit::metrics::upkeep();

@@ -2,7 +2,7 @@
 //! MCP transports keep.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -11,19 +11,19 @@ use shared_config::Config;
 use url::Url;
 
 use crate::domain::principal::Principal;
-use crate::domain::session::SessionKey;
 use crate::mcp::sse::SseHub;
-use crate::mcp::tools::{AuthResult, McpTools};
+use crate::mcp::tools::McpTools;
 use crate::service::auth::{Jwks, TokenVerifier};
 use crate::service::demo_oauth::DemoOAuth;
-use crate::service::items::DataStore;
-use crate::store::memory::SessionRegistry;
+use crate::service::items::Items;
+use crate::service::sessions::SessionAuth;
+use crate::store::{SessionStore, Stores};
 
 /// What every handler and every MCP session shares.
 pub struct Shared {
     pub config: Arc<Config>,
-    pub data: DataStore,
-    pub sessions: SessionRegistry,
+    pub items: Items,
+    pub sessions: Arc<dyn SessionStore>,
     pub verifier: TokenVerifier,
     pub demo: DemoOAuth,
     pub tool_router: Arc<ToolRouter<McpTools>>,
@@ -31,13 +31,6 @@ pub struct Shared {
     pub base: Url,
     /// MCP and API requests per token subject.
     pub subject_limits: RateLimiter<String>,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Shared {
@@ -58,68 +51,13 @@ impl Shared {
             })
     }
 
-    /// `oauth_authenticate`: obtains tokens for the session (or, without one, for the caller).
-    pub async fn authenticate_session(
-        &self,
-        session: Option<SessionKey>,
-    ) -> Result<AuthResult, String> {
-        if !self.config.demo_mode {
-            return Err(format!(
-                "oauth_authenticate works in demo mode only. Authorize properly instead: your MCP \
-                 client discovers the authorization server from {}{} (or from the 401 challenge), \
-                 registers, signs you in and sends the access token as a bearer token.",
-                self.config.mcp_url,
-                shared_config::paths::PRM_MCP
-            ));
-        }
-        let held = self.demo.authorize(&self.verifier).await?;
-        let result = AuthResult {
-            authenticated: true,
-            subject: held.principal.subject.clone(),
-            scope: held.principal.scopes.to_string(),
-            expires_at: held.principal.expires_at,
-            message: String::new(),
-            access_token: None,
-        };
-        match session {
-            Some(key) => {
-                self.sessions
-                    .hold(&key, held)
-                    .map_err(|_| "this session belongs to another user".to_owned())?;
-                Ok(AuthResult {
-                    message: "Authenticated: this session's tool calls now use these tokens, \
-                              refreshed when they expire."
-                        .into(),
-                    ..result
-                })
-            }
-            None => Ok(AuthResult {
-                message: "Authenticated. No MCP session was open, so here is the access token: \
-                          send it as `Authorization: Bearer <access_token>`."
-                    .into(),
-                access_token: Some(held.access_token),
-                ..result
-            }),
-        }
-    }
-
-    /// The principal of a session that holds tokens from `oauth_authenticate`, refreshed first
-    /// when the access token has expired.
-    pub async fn session_principal(&self, key: &SessionKey) -> Option<Principal> {
-        let held = self.sessions.held(key)?;
-        if held.principal.expires_at > now() + 30 {
-            return Some(held.principal.clone());
-        }
-        match self.demo.refresh(&self.verifier, &held).await {
-            Ok(fresh) => {
-                let principal = fresh.principal.clone();
-                self.sessions.hold(key, fresh).ok()?;
-                Some(principal)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "refreshing a session's held tokens failed");
-                None
-            }
+    /// The session use cases over this state's parts.
+    pub fn session_auth(&self) -> SessionAuth<'_> {
+        SessionAuth {
+            config: &self.config,
+            demo: &self.demo,
+            verifier: &self.verifier,
+            sessions: self.sessions.as_ref(),
         }
     }
 }
@@ -140,7 +78,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state on in-memory stores.
     pub fn new(config: Config) -> anyhow::Result<Self> {
+        let stores = Stores::memory(config.mcp_max_sessions);
+        Self::with_stores(config, stores)
+    }
+
+    /// The state on given stores: two states on one set of stores behave as two instances of
+    /// the service behind one load balancer.
+    pub fn with_stores(config: Config, stores: Stores) -> anyhow::Result<Self> {
         let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5));
@@ -169,8 +115,8 @@ impl AppState {
         let mut manager = LocalSessionManager::default();
         manager.session_config = session_config;
         let shared = Arc::new(Shared {
-            data: DataStore::new(config.max_items_per_subject),
-            sessions: SessionRegistry::new(config.mcp_max_sessions, config.mcp_session_idle),
+            items: Items::new(stores.items, config.max_items_per_subject),
+            sessions: stores.sessions,
             verifier,
             demo: DemoOAuth::new(&config, http.clone()),
             tool_router: McpTools::router(),

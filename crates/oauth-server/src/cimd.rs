@@ -7,7 +7,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -279,7 +278,7 @@ fn to_client(url: &str, doc: Document, now: u64) -> Result<Client, String> {
         scope: if scope.is_empty() { Scope::ALL } else { scope },
         issued_at: now,
         dynamic: false,
-        last_used: AtomicU64::new(now),
+        last_used: now,
         registration_token_hash: None,
     })
 }

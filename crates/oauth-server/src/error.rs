@@ -145,6 +145,26 @@ impl std::fmt::Display for OAuthError {
 
 impl std::error::Error for OAuthError {}
 
+/// A store that cannot answer is temporary trouble: `temporarily_unavailable` with 503 and
+/// `Retry-After` (RFC 6749 section 5.2, RFC 9110 section 10.2.3), never a 500. The cause is
+/// logged, not sent.
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Full(what) => Self::store_full(what),
+            crate::store::StoreError::Unavailable(why) => {
+                tracing::error!(error = %why, "a store is unavailable");
+                let mut e = Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the service is temporarily unavailable; try again shortly",
+                );
+                e.retry_after = Some(5);
+                e
+            }
+        }
+    }
+}
+
 /// The two ways an authorization request can fail (RFC 6749 section 4.1.2.1).
 pub enum AuthorizeError {
     /// The client or its redirect URI could not be trusted: show a page, never redirect.

@@ -65,7 +65,7 @@ pub async fn serve(
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tick.tick() => {
-                        state.sweep();
+                        state.sweep().await;
                         service_kit::metrics::upkeep();
                     }
                 }

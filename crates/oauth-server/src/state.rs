@@ -1,5 +1,7 @@
-//! The shared state of every handler: configuration, keys, stores and the clock.
+//! The shared state of every handler and use case: configuration, keys, stores, the clients
+//! from the configuration, and the clock. It wires the layers together.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,10 +12,7 @@ use url::Url;
 
 use crate::domain::{AuthMethod, Client, GrantType, Scope, hash_secret};
 use crate::keys::KeySet;
-use crate::store::{
-    ClientStore, CodeStore, MemoryClients, MemoryCodes, MemoryRefreshTokens, MemoryRevocations,
-    RefreshStore, RevocationStore,
-};
+use crate::store::{StoreResult, Stores};
 
 /// Unix time in seconds; injectable so tests can move time.
 pub trait Clock: Send + Sync {
@@ -57,10 +56,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub endpoints: Arc<Endpoints>,
     pub keys: Arc<KeySet>,
-    pub clients: Arc<dyn ClientStore>,
-    pub codes: Arc<dyn CodeStore>,
-    pub refresh_tokens: Arc<dyn RefreshStore>,
-    pub revocations: Arc<dyn RevocationStore>,
+    pub stores: Stores,
+    /// Clients from the configuration (the demo client, the MCP server's own), the same on
+    /// every instance and never swept.
+    pub static_clients: Arc<HashMap<String, Arc<Client>>>,
     pub clock: Arc<dyn Clock>,
     /// RFC 8707 resources tokens may be issued for, parsed once.
     pub resources: Arc<[Url]>,
@@ -70,8 +69,6 @@ pub struct AppState {
     pub users: Arc<crate::service::signin::Users>,
     /// Signs session cookies and CSRF tokens with SECRET_KEY.
     pub signer: Arc<crate::service::signin::Signer>,
-    pub throttle: Arc<crate::service::signin::Throttle>,
-    pub consents: Arc<crate::service::signin::Consents>,
     /// Client ID Metadata Documents fetched so far.
     pub cimd: Arc<crate::cimd::Cimd>,
     pub limits: Arc<crate::limits::Limits>,
@@ -93,123 +90,135 @@ impl AppState {
         Ok(state)
     }
 
-    /// The state from given keys and clock (tests share one key and move time).
+    /// The state from given keys and clock, on in-memory stores (tests share one key and move
+    /// time).
     pub fn with_parts(config: Config, keys: KeySet, clock: Arc<dyn Clock>) -> Self {
-        let max = config.store_max_entries;
+        let stores = Stores::memory(config.store_max_entries);
+        Self::with_stores(config, keys, clock, stores)
+    }
+
+    /// The state on given stores: two states on one set of stores behave as two instances of
+    /// the service behind one load balancer.
+    pub fn with_stores(
+        config: Config,
+        keys: KeySet,
+        clock: Arc<dyn Clock>,
+        stores: Stores,
+    ) -> Self {
         let endpoints = config.endpoints();
         let metadata = crate::service::metadata::document(&config, &endpoints, &keys.algorithms())
             .to_string()
             .into();
-        let state = Self {
+        let now = clock.now();
+        let mut static_clients = HashMap::new();
+        let mut add = |client: Client| {
+            static_clients.insert(client.id.clone(), Arc::new(client));
+        };
+        // The MCP server's own confidential client: it may only introspect (RFC 7662).
+        add(static_client(
+            &config.introspection_client_id,
+            config.introspection_client_secret.expose(),
+            "MCP server (resource server)",
+            now,
+        ));
+        if config.demo_mode {
+            // The demo client: confidential, every grant, any loopback redirect URI.
+            add(Client {
+                any_loopback_redirect: true,
+                grant_types: GrantType::ALL.to_vec(),
+                response_types: vec!["code".into()],
+                scope: Scope::ALL,
+                ..static_client(
+                    &config.demo_client_id,
+                    config.demo_client_secret.expose(),
+                    "Demo client",
+                    now,
+                )
+            });
+        }
+        Self {
             resources: config.resources.clone().into(),
             endpoints: Arc::new(endpoints),
             keys: Arc::new(keys),
-            clients: Arc::new(MemoryClients::new(max)),
-            codes: Arc::new(MemoryCodes::new(max)),
-            refresh_tokens: Arc::new(MemoryRefreshTokens::new(
-                max,
-                config.refresh_grace.as_secs(),
-            )),
-            revocations: Arc::new(MemoryRevocations::new(max)),
+            stores,
+            static_clients: Arc::new(static_clients),
             clock,
             metadata,
             users: Arc::new(crate::service::signin::Users::empty()),
             signer: Arc::new(crate::service::signin::Signer::new(
                 config.secret_key.expose(),
             )),
-            throttle: Default::default(),
-            consents: Default::default(),
             cimd: Arc::new(crate::cimd::Cimd::new(config.cimd_allow_loopback)),
             limits: Arc::new(crate::limits::Limits::new(&config.rate_limits)),
             config: Arc::new(config),
-        };
-        if state.config.demo_mode {
-            state.add_demo_client();
-        }
-        state.add_resource_server_client();
-        state
-    }
-
-    /// The MCP server's own confidential client: it may only introspect (RFC 7662).
-    fn add_resource_server_client(&self) {
-        let client = self.static_client(
-            &self.config.introspection_client_id,
-            self.config.introspection_client_secret.expose(),
-            "MCP server (resource server)",
-        );
-        self.clients
-            .insert(client)
-            .expect("an empty store has room for the resource server's client");
-    }
-
-    /// The demo client: confidential, every grant, any loopback redirect URI.
-    fn add_demo_client(&self) {
-        let client = Client {
-            any_loopback_redirect: true,
-            grant_types: GrantType::ALL.to_vec(),
-            response_types: vec!["code".into()],
-            scope: Scope::ALL,
-            ..self.static_client(
-                &self.config.demo_client_id,
-                self.config.demo_client_secret.expose(),
-                "Demo client",
-            )
-        };
-        self.clients
-            .insert(client)
-            .expect("an empty store has room for the demo client");
-    }
-
-    /// A confidential client from the configuration (never swept), with no grant yet.
-    fn static_client(&self, id: &str, secret: &str, name: &str) -> Client {
-        let now = self.clock.now();
-        Client {
-            id: id.to_owned(),
-            secret_hash: Some(hash_secret(secret)),
-            name: Some(name.to_owned()),
-            redirect_uris: Vec::new(),
-            any_loopback_redirect: false,
-            grant_types: Vec::new(),
-            response_types: Vec::new(),
-            auth_method: AuthMethod::ClientSecretBasic,
-            scope: Scope::default(),
-            issued_at: now,
-            dynamic: false,
-            last_used: now.into(),
-            registration_token_hash: None,
         }
     }
 
-    /// A client: registered, or described by a metadata document already fetched.
-    pub fn client(&self, id: &str) -> Option<Arc<Client>> {
-        self.clients.get(id).or_else(|| self.cimd.cached(id))
+    /// A client: from the configuration, registered, or described by a metadata document
+    /// already fetched.
+    pub async fn client(&self, id: &str) -> StoreResult<Option<Arc<Client>>> {
+        if let Some(client) = self.static_clients.get(id) {
+            return Ok(Some(Arc::clone(client)));
+        }
+        Ok(match self.stores.clients.get(id).await? {
+            Some(client) => Some(client),
+            None => self.cimd.cached(id),
+        })
     }
 
     /// Fetches the metadata document of a URL client_id when no fresh copy is cached; other
     /// client ids are left to the store. The error says why a document was refused.
     pub async fn ensure_client(&self, id: &str) -> Result<(), String> {
-        if self.clients.get(id).is_none()
-            && crate::cimd::is_document_url(id, self.cimd.allows_loopback())
+        if crate::cimd::is_document_url(id, self.cimd.allows_loopback())
+            && !self.static_clients.contains_key(id)
+            && self.stores.clients.get(id).await.ok().flatten().is_none()
         {
             self.cimd.ensure(id, self.clock.now()).await?;
         }
         Ok(())
     }
 
-    /// Removes every expired code, token, revocation and idle registration.
-    pub fn sweep(&self) {
+    /// Removes every expired code, token, revocation, consent and idle registration, and
+    /// rotates the signing key when due.
+    pub async fn sweep(&self) {
         let now = self.clock.now();
         self.keys
             .maintain(now, crate::keys::Rotation::from_config(&self.config));
-        let idle_before = now.saturating_sub(self.config.client_idle_ttl.as_secs());
-        let codes = self.codes.sweep(now);
-        let refresh = self.refresh_tokens.sweep(now);
-        let revoked = self.revocations.sweep(now);
-        let clients = self.clients.sweep(idle_before);
-        self.throttle.sweep();
         self.limits.sweep();
-        if codes + refresh + revoked + clients > 0 {
-            tracing::debug!(codes, refresh, revoked, clients, "swept expired entries");
+        let idle_before = now.saturating_sub(self.config.client_idle_ttl.as_secs());
+        let grace = self.config.refresh_grace.as_secs();
+        let s = &self.stores;
+        let results = [
+            ("grants", s.grants.sweep(now, grace).await),
+            ("clients", s.clients.sweep(idle_before).await),
+            ("consents", s.consents.sweep(now).await),
+            ("sign_ins", s.sign_ins.sweep(now).await),
+        ];
+        for (store, result) in results {
+            match result {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(store, removed = n, "swept expired entries"),
+                Err(e) => tracing::warn!(store, error = %e, "sweeping failed"),
+            }
         }
+    }
+}
+
+/// A confidential client from the configuration, with no grant yet.
+fn static_client(id: &str, secret: &str, name: &str, now: u64) -> Client {
+    Client {
+        id: id.to_owned(),
+        secret_hash: Some(hash_secret(secret)),
+        name: Some(name.to_owned()),
+        redirect_uris: Vec::new(),
+        any_loopback_redirect: false,
+        grant_types: Vec::new(),
+        response_types: Vec::new(),
+        auth_method: AuthMethod::ClientSecretBasic,
+        scope: Scope::default(),
+        issued_at: now,
+        dynamic: false,
+        last_used: now,
+        registration_token_hash: None,
     }
 }

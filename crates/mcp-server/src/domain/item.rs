@@ -8,7 +8,7 @@ use serde::Serialize;
 /// Longest item name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
 
-#[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct Item {
     /// UUID of the item.
     pub id: String,

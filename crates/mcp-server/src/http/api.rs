@@ -36,6 +36,8 @@ pub enum ApiError {
     Limit(&'static str),
     /// Over the subject's rate limit: retry after this many seconds.
     TooMany(u64),
+    /// A store cannot answer now: 503 with `Retry-After`.
+    Unavailable,
 }
 
 impl ApiError {
@@ -47,6 +49,7 @@ impl ApiError {
             ServiceError::NotFound(id) => Self::NotFound(id),
             ServiceError::Invalid(why) => Self::Invalid(why),
             ServiceError::Full(why) => Self::Limit(why),
+            ServiceError::Unavailable => Self::Unavailable,
         }
     }
 }
@@ -67,6 +70,18 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, secs.into());
+                return response;
+            }
+            Self::Unavailable => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({
+                        "error": "temporarily_unavailable",
+                        "error_description": "the service is temporarily unavailable; try again shortly",
+                    })),
+                )
+                    .into_response();
+                response.headers_mut().insert(header::RETRY_AFTER, 5.into());
                 return response;
             }
             Self::NotFound(id) => (
@@ -174,7 +189,7 @@ pub(crate) async fn profile_get(
 ) -> Result<Response, ApiError> {
     let profile = state
         .shared
-        .data
+        .items
         .profile(&p)
         .map_err(|e| ApiError::from_service(&state, &h, e))?;
     Ok(axum::Json(profile).into_response())
@@ -193,8 +208,9 @@ pub(crate) async fn data_get(
 ) -> Result<Response, ApiError> {
     let list = state
         .shared
-        .data
+        .items
         .list(&p)
+        .await
         .map_err(|e| ApiError::from_service(&state, &h, e))?;
     Ok(axum::Json(list).into_response())
 }
@@ -215,8 +231,9 @@ pub(crate) async fn data_post(
 ) -> Result<Response, ApiError> {
     let item = state
         .shared
-        .data
+        .items
         .create(&p, &body.name, body.value)
+        .await
         .map_err(|e| ApiError::from_service(&state, &h, e))?;
     Ok((StatusCode::CREATED, axum::Json(item)).into_response())
 }
@@ -238,8 +255,9 @@ pub(crate) async fn data_put(
 ) -> Result<Response, ApiError> {
     let item = state
         .shared
-        .data
+        .items
         .update(&p, &id, body.name.as_deref(), body.value)
+        .await
         .map_err(|e| ApiError::from_service(&state, &h, e))?;
     Ok(axum::Json(item).into_response())
 }
@@ -259,8 +277,9 @@ pub(crate) async fn data_delete(
 ) -> Result<Response, ApiError> {
     let deleted = state
         .shared
-        .data
+        .items
         .delete(&p, &id)
+        .await
         .map_err(|e| ApiError::from_service(&state, &h, e))?;
     Ok(axum::Json(deleted).into_response())
 }

@@ -64,14 +64,15 @@ async fn metrics_get(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
-    metrics::gauge!("mcp_sessions_active").set(state.shared.sessions.len() as f64);
+    metrics::gauge!("mcp_sessions_active")
+        .set(state.shared.sessions.count().await.unwrap_or(0) as f64);
     metrics::gauge!("mcp_transport_sessions")
         .set(state.mcp_sessions.sessions.read().await.len() as f64);
     metrics::gauge!("mcp_sse_streams_open").set(state.sse.len() as f64);
     metrics::gauge!("store_entries", "service" => "mcp", "store" => "verified_tokens")
         .set(state.shared.verifier.cached() as f64);
     metrics::gauge!("store_entries", "service" => "mcp", "store" => "data_items")
-        .set(state.shared.data.len() as f64);
+        .set(state.shared.items.count().await as f64);
     let address = service_kit::ratelimit::request_ip(
         request.extensions(),
         request.headers(),

@@ -104,7 +104,7 @@ pub async fn health_get(State(state): State<AppState>) -> Response {
         "demo_mode": state.config.demo_mode,
         "mcp_endpoint": state.config.mcp_endpoint(),
         "authorization_server": state.config.issuer,
-        "sessions": state.shared.sessions.len(),
+        "sessions": state.shared.sessions.count().await.unwrap_or(0),
     }))
     .into_response()
 }

@@ -27,7 +27,9 @@ use crate::domain::principal::{BearerError, Principal};
 use crate::domain::session::SessionKey;
 use crate::http::bearer::{Challenge, bearer_token};
 use crate::service::auth::is_loopback_authority;
+use crate::service::sessions::unix_now;
 use crate::state::AppState;
+use crate::store::Admission;
 use tools::{McpTools, required_scope};
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -145,6 +147,18 @@ pub fn challenge(state: &AppState, headers: &HeaderMap, error: BearerError) -> R
     .into_response()
 }
 
+/// A store could not answer: 503, a JSON-RPC error, and `Retry-After`.
+pub fn unavailable() -> Response {
+    let mut response = rpc::error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        rpc::INTERNAL_ERROR,
+        "the service is temporarily unavailable; try again shortly",
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, 5.into());
+    response
+}
+
 /// The session a request belongs to, if any.
 fn session_key(req: &Request) -> Option<SessionKey> {
     if req.uri().path() == paths::MCP_MESSAGES {
@@ -196,7 +210,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
             Err(e) => return challenge(&state, req.headers(), e),
         }
     } else if let Some(key) = &session {
-        principal = shared.session_principal(key).await;
+        principal = shared.session_auth().session_principal(key).await;
     }
 
     if let Some(p) = &principal
@@ -263,9 +277,15 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let tool = calls.iter().find_map(|c| c.tool.clone());
 
     // The session belongs to the principal that first used it.
-    if let Some(key) = &session
-        && shared.sessions.admit(key, principal.as_ref()).is_err()
-    {
+    let subject = principal.as_ref().map(|p| p.subject.as_str());
+    let admission = match &session {
+        Some(key) => shared.sessions.admit(key, subject, unix_now()).await,
+        None => Ok(Admission::Unknown),
+    };
+    if admission.is_err() {
+        return unavailable();
+    }
+    if admission == Ok(Admission::Mismatch) {
         tracing::warn!(target: "audit", event = "session_principal_mismatch", outcome = "refused", "a session was used by another principal");
         return rpc::error_response(
             StatusCode::NOT_FOUND,
@@ -292,7 +312,8 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
             Some(_) => {}
         }
     }
-    if is_initialize && shared.sessions.len() >= state.config.mcp_max_sessions {
+    if is_initialize && shared.sessions.count().await.unwrap_or(0) >= state.config.mcp_max_sessions
+    {
         return rpc::error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             None,
@@ -321,15 +342,16 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok()),
         ) {
-            shared
-                .sessions
-                .open(SessionKey::new(id.to_owned()), principal.as_ref());
+            let key = SessionKey::new(id.to_owned());
+            if let Err(e) = shared.sessions.open(&key, subject, unix_now()).await {
+                tracing::warn!(error = %e, "a new Streamable HTTP session could not be recorded");
+            }
         }
         if is_delete
             && response.status().is_success()
             && let Some(key) = &session
         {
-            shared.sessions.close(key);
+            let _ = shared.sessions.close(key).await;
         }
     }
     response

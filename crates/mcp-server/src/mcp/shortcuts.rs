@@ -123,7 +123,16 @@ async fn handle(state: AppState, req: Request, method: &'static str) -> Response
     if method == "initialize" {
         let id = uuid::Uuid::new_v4().to_string();
         let key = SessionKey::new(id.clone());
-        if !state.shared.sessions.open(key.clone(), principal.as_ref()) {
+        let subject = principal.as_ref().map(|p| p.subject.as_str());
+        let opened = state
+            .shared
+            .sessions
+            .open(&key, subject, crate::service::sessions::unix_now())
+            .await;
+        if let Err(e) = opened {
+            if matches!(e, crate::store::StoreError::Unavailable(_)) {
+                return super::unavailable();
+            }
             return rpc::error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
@@ -134,7 +143,7 @@ async fn handle(state: AppState, req: Request, method: &'static str) -> Response
         parts.extensions.insert(key);
         new_session = Some(id);
     } else if let Some(key) = parts.extensions.get::<SessionKey>()
-        && !state.shared.sessions.exists(key)
+        && !state.shared.sessions.exists(key).await.unwrap_or(false)
     {
         return rpc::error_response(
             StatusCode::NOT_FOUND,

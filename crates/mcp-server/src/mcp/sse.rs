@@ -54,7 +54,13 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         self.state.sse.streams.remove(&self.id);
-        self.state.shared.sessions.close(&key(&self.id));
+        let sessions = self.state.shared.sessions.clone();
+        let key = key(&self.id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = sessions.close(&key).await;
+            });
+        }
     }
 }
 
@@ -62,7 +68,16 @@ impl Drop for Cleanup {
 pub async fn sse_get(State(state): State<AppState>, req: Request) -> Response {
     let principal = req.extensions().get::<Principal>().cloned();
     let id = uuid::Uuid::new_v4().simple().to_string();
-    if !state.shared.sessions.open(key(&id), principal.as_ref()) {
+    let subject = principal.as_ref().map(|p| p.subject.as_str());
+    let opened = state
+        .shared
+        .sessions
+        .open(&key(&id), subject, crate::service::sessions::unix_now())
+        .await;
+    if let Err(e) = opened {
+        if matches!(e, crate::store::StoreError::Unavailable(_)) {
+            return super::unavailable();
+        }
         return rpc::error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             None,

@@ -9,7 +9,7 @@ use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::domain::principal::Principal;
 use crate::domain::session::SessionKey;
@@ -71,20 +71,7 @@ pub struct DeleteArgs {
 }
 
 /// What `oauth_authenticate` reports. The refresh token is never shown.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct AuthResult {
-    pub authenticated: bool,
-    /// Who is now authenticated.
-    pub subject: String,
-    pub scope: String,
-    /// Unix time at which the access token expires (it is refreshed by itself in a session).
-    #[schemars(with = "i64")]
-    pub expires_at: u64,
-    pub message: String,
-    /// Only without an MCP session: the access token, to send as `Authorization: Bearer`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<String>,
-}
+pub use crate::service::sessions::AuthResult;
 
 /// The MCP server handler: one per session, sharing all state through `Arc`.
 #[derive(Clone)]
@@ -140,7 +127,11 @@ impl McpTools {
         Parameters(NoArgs {}): Parameters<NoArgs>,
     ) -> Result<Json<AuthResult>, String> {
         let session = parts.extensions.get::<SessionKey>().cloned();
-        self.shared.authenticate_session(session).await.map(Json)
+        self.shared
+            .session_auth()
+            .authenticate(session)
+            .await
+            .map(Json)
     }
 
     #[tool(
@@ -157,7 +148,7 @@ impl McpTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(NoArgs {}): Parameters<NoArgs>,
     ) -> Result<Json<Profile>, String> {
-        service(self.shared.data.profile(&principal(&parts)?))
+        service(self.shared.items.profile(&principal(&parts)?))
     }
 
     #[tool(
@@ -174,7 +165,7 @@ impl McpTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(NoArgs {}): Parameters<NoArgs>,
     ) -> Result<Json<ItemList>, String> {
-        service(self.shared.data.list(&principal(&parts)?))
+        service(self.shared.items.list(&principal(&parts)?).await)
     }
 
     #[tool(
@@ -194,8 +185,9 @@ impl McpTools {
     ) -> Result<Json<Item>, String> {
         service(
             self.shared
-                .data
-                .create(&principal(&parts)?, &args.name, args.value),
+                .items
+                .create(&principal(&parts)?, &args.name, args.value)
+                .await,
         )
     }
 
@@ -214,12 +206,17 @@ impl McpTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<UpdateArgs>,
     ) -> Result<Json<Item>, String> {
-        service(self.shared.data.update(
-            &principal(&parts)?,
-            &args.item_id,
-            args.name.as_deref(),
-            args.value,
-        ))
+        service(
+            self.shared
+                .items
+                .update(
+                    &principal(&parts)?,
+                    &args.item_id,
+                    args.name.as_deref(),
+                    args.value,
+                )
+                .await,
+        )
     }
 
     #[tool(
@@ -237,7 +234,12 @@ impl McpTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<DeleteArgs>,
     ) -> Result<Json<Deleted>, String> {
-        service(self.shared.data.delete(&principal(&parts)?, &args.item_id))
+        service(
+            self.shared
+                .items
+                .delete(&principal(&parts)?, &args.item_id)
+                .await,
+        )
     }
 }
 

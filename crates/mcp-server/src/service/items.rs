@@ -1,14 +1,14 @@
 //! The protected resource: each user's profile and data items. The one authorization path shared
 //! by the REST API and the MCP tools: every operation takes the caller's verified [`Principal`],
-//! checks the scope it needs, and touches only that subject's items.
+//! checks the scope it needs and the input, and touches only that subject's items, through the
+//! [`ItemStore`].
 
-use dashmap::DashMap;
+use std::sync::Arc;
 
 pub use crate::domain::item::{Deleted, Item, ItemList, MAX_NAME_CHARS, Profile};
 use crate::domain::item::{ItemError, check_name, check_value, now_rfc3339};
 use crate::domain::principal::{BearerError, Principal, Scope};
-/// The most users holding items at once.
-const MAX_SUBJECTS: usize = 100_000;
+use crate::store::{ItemChange, ItemStore, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
@@ -20,6 +20,9 @@ pub enum ServiceError {
     Invalid(String),
     #[error("{0}")]
     Full(&'static str),
+    /// The store cannot answer now; retry shortly.
+    #[error("the service is temporarily unavailable; try again shortly")]
+    Unavailable,
 }
 
 impl From<ItemError> for ServiceError {
@@ -37,27 +40,35 @@ impl From<BearerError> for ServiceError {
     }
 }
 
-/// Items by subject, bounded per subject and in subjects.
-pub struct DataStore {
-    items: DashMap<String, Vec<Item>>,
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Full(_) => Self::Full("the data store is full"),
+            StoreError::Unavailable(why) => {
+                tracing::error!(error = %why, "the item store is unavailable");
+                Self::Unavailable
+            }
+        }
+    }
+}
+
+/// The data items use case over a store, with each user's bound.
+pub struct Items {
+    store: Arc<dyn ItemStore>,
     max_per_subject: usize,
 }
 
-impl DataStore {
-    pub fn new(max_per_subject: usize) -> Self {
+impl Items {
+    pub fn new(store: Arc<dyn ItemStore>, max_per_subject: usize) -> Self {
         Self {
-            items: DashMap::new(),
+            store,
             max_per_subject,
         }
     }
 
     /// How many items all users hold (monitoring).
-    pub fn len(&self) -> usize {
-        self.items.iter().map(|e| e.value().len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn count(&self) -> usize {
+        self.store.count().await.unwrap_or(0)
     }
 
     pub fn profile(&self, p: &Principal) -> Result<Profile, ServiceError> {
@@ -77,32 +88,24 @@ impl DataStore {
         })
     }
 
-    pub fn list(&self, p: &Principal) -> Result<ItemList, ServiceError> {
+    pub async fn list(&self, p: &Principal) -> Result<ItemList, ServiceError> {
         p.require(Scope::Read)?;
-        let items = self
-            .items
-            .get(&p.subject)
-            .map(|v| v.clone())
-            .unwrap_or_default();
+        let items = self.store.list(&p.subject).await?;
         Ok(ItemList {
             count: items.len(),
             items,
         })
     }
 
-    pub fn create(&self, p: &Principal, name: &str, value: f64) -> Result<Item, ServiceError> {
+    pub async fn create(
+        &self,
+        p: &Principal,
+        name: &str,
+        value: f64,
+    ) -> Result<Item, ServiceError> {
         p.require(Scope::Write)?;
         let name = check_name(name)?;
         let value = check_value(value)?;
-        if !self.items.contains_key(&p.subject) && self.items.len() >= MAX_SUBJECTS {
-            return Err(ServiceError::Full("the data store is full"));
-        }
-        let mut items = self.items.entry(p.subject.clone()).or_default();
-        if items.len() >= self.max_per_subject {
-            return Err(ServiceError::Full(
-                "you hold the most items allowed; delete some first",
-            ));
-        }
         let now = now_rfc3339();
         let item = Item {
             id: uuid::Uuid::new_v4().to_string(),
@@ -111,11 +114,20 @@ impl DataStore {
             created_at: now.clone(),
             updated_at: now,
         };
-        items.push(item.clone());
-        Ok(item)
+        if self
+            .store
+            .create(&p.subject, item.clone(), self.max_per_subject)
+            .await?
+        {
+            Ok(item)
+        } else {
+            Err(ServiceError::Full(
+                "you hold the most items allowed; delete some first",
+            ))
+        }
     }
 
-    pub fn update(
+    pub async fn update(
         &self,
         p: &Principal,
         id: &str,
@@ -128,35 +140,20 @@ impl DataStore {
                 "give a name, a value, or both".into(),
             ));
         }
-        let name = name.map(check_name).transpose()?;
-        let value = value.map(check_value).transpose()?;
-        let mut items = self
-            .items
-            .get_mut(&p.subject)
-            .ok_or_else(|| ServiceError::NotFound(id.to_owned()))?;
-        let item = items
-            .iter_mut()
-            .find(|i| i.id == id)
-            .ok_or_else(|| ServiceError::NotFound(id.to_owned()))?;
-        if let Some(name) = name {
-            item.name = name;
-        }
-        if let Some(value) = value {
-            item.value = value;
-        }
-        item.updated_at = now_rfc3339();
-        Ok(item.clone())
+        let change = ItemChange {
+            name: name.map(check_name).transpose()?,
+            value: value.map(check_value).transpose()?,
+            updated_at: now_rfc3339(),
+        };
+        self.store
+            .update(&p.subject, id, change)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(id.to_owned()))
     }
 
-    pub fn delete(&self, p: &Principal, id: &str) -> Result<Deleted, ServiceError> {
+    pub async fn delete(&self, p: &Principal, id: &str) -> Result<Deleted, ServiceError> {
         p.require(Scope::Write)?;
-        let mut items = self
-            .items
-            .get_mut(&p.subject)
-            .ok_or_else(|| ServiceError::NotFound(id.to_owned()))?;
-        let before = items.len();
-        items.retain(|i| i.id != id);
-        if items.len() == before {
+        if !self.store.delete(&p.subject, id).await? {
             return Err(ServiceError::NotFound(id.to_owned()));
         }
         Ok(Deleted {
@@ -170,6 +167,7 @@ impl DataStore {
 mod tests {
     use super::*;
     use crate::domain::principal::Scopes;
+    use crate::store::memory::MemoryItems;
 
     fn user(sub: &str, read: bool, write: bool) -> Principal {
         Principal {
@@ -180,38 +178,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn subjects_never_see_each_others_items() {
-        let store = DataStore::new(10);
-        let (alice, bob) = (user("alice", true, true), user("bob", true, true));
-        let item = store.create(&alice, "a", 1.0).unwrap();
-        assert_eq!(store.list(&bob).unwrap().count, 0);
-        assert!(matches!(
-            store.update(&bob, &item.id, Some("x"), None),
-            Err(ServiceError::NotFound(_))
-        ));
-        assert!(store.delete(&bob, &item.id).is_err());
-        assert_eq!(store.list(&alice).unwrap().items[0].name, "a");
+    fn items(max_per_subject: usize) -> Items {
+        Items::new(Arc::new(MemoryItems::new(100)), max_per_subject)
     }
 
-    #[test]
-    fn scopes_and_bounds_are_enforced() {
-        let store = DataStore::new(1);
+    #[tokio::test]
+    async fn subjects_never_see_each_others_items() {
+        let store = items(10);
+        let (alice, bob) = (user("alice", true, true), user("bob", true, true));
+        let item = store.create(&alice, "a", 1.0).await.unwrap();
+        assert_eq!(store.list(&bob).await.unwrap().count, 0);
+        assert!(matches!(
+            store.update(&bob, &item.id, Some("x"), None).await,
+            Err(ServiceError::NotFound(_))
+        ));
+        assert!(store.delete(&bob, &item.id).await.is_err());
+        assert_eq!(store.list(&alice).await.unwrap().items[0].name, "a");
+    }
+
+    #[tokio::test]
+    async fn scopes_and_bounds_are_enforced() {
+        let store = items(1);
         let reader = user("r", true, false);
         assert!(matches!(
-            store.create(&reader, "a", 1.0),
+            store.create(&reader, "a", 1.0).await,
             Err(ServiceError::Scope(Scope::Write))
         ));
         let w = user("w", false, true);
         assert_eq!(
-            store.list(&w).unwrap_err(),
+            store.list(&w).await.unwrap_err(),
             ServiceError::Scope(Scope::Read)
         );
-        assert!(store.create(&w, &"x".repeat(257), 1.0).is_err());
-        assert!(store.create(&w, "ok", f64::NAN).is_err());
-        store.create(&w, "ok", 1.0).unwrap();
+        assert!(store.create(&w, &"x".repeat(257), 1.0).await.is_err());
+        assert!(store.create(&w, "ok", f64::NAN).await.is_err());
+        store.create(&w, "ok", 1.0).await.unwrap();
         assert!(matches!(
-            store.create(&w, "two", 2.0),
+            store.create(&w, "two", 2.0).await,
             Err(ServiceError::Full(_))
         ));
     }

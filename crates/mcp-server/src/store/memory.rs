@@ -1,156 +1,201 @@
-//! Which principal each MCP session belongs to (MCP 2025-11-25 security best practices, "Session
-//! Hijacking": bind session IDs to user information), and the tokens `oauth_authenticate` holds
-//! for a session. A session opened without a token is bound to the first principal that uses it
-//! with a valid token; from then on another principal, or no token, gets 404.
+//! The in-memory stores (the default): sessions and items in DashMaps, bounded and swept. Each
+//! method runs under one entry lock with no `.await` inside, so it is as atomic as the database
+//! statement it stands for.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
+use async_trait::async_trait;
 use dashmap::DashMap;
 
-use crate::domain::principal::Principal;
-pub use crate::domain::session::{HeldTokens, SessionKey};
+use super::{Admission, ItemChange, ItemStore, SessionStore, StoreError, StoreResult};
+use crate::domain::item::Item;
+use crate::domain::session::{HeldTokens, SessionKey};
+
+/// The most users holding items at once.
+pub const MAX_SUBJECTS: usize = 100_000;
 
 struct Entry {
     subject: Option<String>,
-    held: Option<Arc<HeldTokens>>,
-    last_seen: Instant,
+    held: Option<HeldTokens>,
+    last_seen: u64,
 }
 
-/// The session's principal differs from the request's.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Mismatch;
-
-pub struct SessionRegistry {
+pub struct MemorySessions {
     map: DashMap<SessionKey, Entry>,
     max: usize,
-    idle: Duration,
 }
 
-impl SessionRegistry {
-    pub fn new(max: usize, idle: Duration) -> Self {
+impl MemorySessions {
+    pub fn new(max: usize) -> Self {
         Self {
             map: DashMap::new(),
             max,
-            idle,
         }
     }
+}
 
-    /// Records a new session, bound to `principal` when there is one. False when full.
-    pub fn open(&self, key: SessionKey, principal: Option<&Principal>) -> bool {
+#[async_trait]
+impl SessionStore for MemorySessions {
+    async fn open(&self, key: &SessionKey, subject: Option<&str>, now: u64) -> StoreResult<()> {
         if self.map.len() >= self.max {
-            return false;
+            return Err(StoreError::Full("session"));
         }
         self.map.insert(
-            key,
+            key.clone(),
             Entry {
-                subject: principal.map(|p| p.subject.clone()),
+                subject: subject.map(str::to_owned),
                 held: None,
-                last_seen: Instant::now(),
+                last_seen: now,
             },
         );
-        true
-    }
-
-    pub fn exists(&self, key: &SessionKey) -> bool {
-        self.map.contains_key(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// Admits a request on a session: the principal must be the session's, and an unbound
-    /// session is bound to the first principal that uses it. Unknown sessions are admitted (the
-    /// transport answers 404 for them).
-    pub fn admit(&self, key: &SessionKey, principal: Option<&Principal>) -> Result<(), Mismatch> {
-        let Some(mut entry) = self.map.get_mut(key) else {
-            return Ok(());
-        };
-        entry.last_seen = Instant::now();
-        match (&entry.subject, principal) {
-            (Some(bound), Some(p)) if *bound == p.subject => Ok(()),
-            (Some(_), _) => Err(Mismatch),
-            (None, Some(p)) => {
-                entry.subject = Some(p.subject.clone());
-                Ok(())
-            }
-            (None, None) => Ok(()),
-        }
-    }
-
-    pub fn held(&self, key: &SessionKey) -> Option<Arc<HeldTokens>> {
-        self.map.get(key).and_then(|e| e.held.clone())
-    }
-
-    /// Keeps tokens for a session and binds it to their principal. Fails if the session belongs
-    /// to someone else.
-    pub fn hold(&self, key: &SessionKey, tokens: HeldTokens) -> Result<(), Mismatch> {
-        let mut entry = self.map.entry(key.clone()).or_insert_with(|| Entry {
-            subject: None,
-            held: None,
-            last_seen: Instant::now(),
-        });
-        if entry
-            .subject
-            .as_ref()
-            .is_some_and(|s| *s != tokens.principal.subject)
-        {
-            return Err(Mismatch);
-        }
-        entry.subject = Some(tokens.principal.subject.clone());
-        entry.held = Some(Arc::new(tokens));
-        entry.last_seen = Instant::now();
         Ok(())
     }
 
-    pub fn close(&self, key: &SessionKey) {
-        self.map.remove(key);
+    async fn admit(
+        &self,
+        key: &SessionKey,
+        subject: Option<&str>,
+        now: u64,
+    ) -> StoreResult<Admission> {
+        let Some(mut entry) = self.map.get_mut(key) else {
+            return Ok(Admission::Unknown);
+        };
+        entry.last_seen = now;
+        Ok(match (&entry.subject, subject) {
+            (Some(bound), Some(s)) if bound == s => Admission::Admitted,
+            (Some(_), _) => Admission::Mismatch,
+            (None, Some(s)) => {
+                entry.subject = Some(s.to_owned());
+                Admission::Admitted
+            }
+            (None, None) => Admission::Admitted,
+        })
     }
 
-    /// Forgets sessions idle for longer than the idle limit.
-    pub fn sweep(&self) -> usize {
+    async fn hold(&self, key: &SessionKey, tokens: HeldTokens, now: u64) -> StoreResult<Admission> {
+        // `len` locks every shard, so it must not run while an entry's shard is held.
+        if !self.map.contains_key(key) && self.map.len() >= self.max {
+            return Err(StoreError::Full("session"));
+        }
+        let mut entry = self.map.entry(key.clone()).or_insert_with(|| Entry {
+            subject: None,
+            held: None,
+            last_seen: now,
+        });
+        let subject = &tokens.principal.subject;
+        if entry.subject.as_ref().is_some_and(|s| s != subject) {
+            return Ok(Admission::Mismatch);
+        }
+        entry.subject = Some(subject.clone());
+        entry.held = Some(tokens);
+        entry.last_seen = now;
+        Ok(Admission::Admitted)
+    }
+
+    async fn held(&self, key: &SessionKey) -> StoreResult<Option<HeldTokens>> {
+        Ok(self.map.get(key).and_then(|e| e.held.clone()))
+    }
+
+    async fn exists(&self, key: &SessionKey) -> StoreResult<bool> {
+        Ok(self.map.contains_key(key))
+    }
+
+    async fn close(&self, key: &SessionKey) -> StoreResult<()> {
+        self.map.remove(key);
+        Ok(())
+    }
+
+    async fn sweep(&self, idle_before: u64) -> StoreResult<usize> {
         let before = self.map.len();
-        let idle = self.idle;
-        self.map.retain(|_, e| e.last_seen.elapsed() < idle);
-        before - self.map.len()
+        self.map.retain(|_, e| e.last_seen >= idle_before);
+        Ok(before - self.map.len())
+    }
+
+    async fn count(&self) -> StoreResult<usize> {
+        Ok(self.map.len())
+    }
+}
+
+pub struct MemoryItems {
+    items: DashMap<String, Vec<Item>>,
+    max_subjects: usize,
+}
+
+impl MemoryItems {
+    pub fn new(max_subjects: usize) -> Self {
+        Self {
+            items: DashMap::new(),
+            max_subjects,
+        }
+    }
+}
+
+#[async_trait]
+impl ItemStore for MemoryItems {
+    async fn list(&self, subject: &str) -> StoreResult<Vec<Item>> {
+        Ok(self
+            .items
+            .get(subject)
+            .map(|v| v.clone())
+            .unwrap_or_default())
+    }
+
+    async fn create(&self, subject: &str, item: Item, max_per_subject: usize) -> StoreResult<bool> {
+        if !self.items.contains_key(subject) && self.items.len() >= self.max_subjects {
+            return Err(StoreError::Full("data item"));
+        }
+        let mut items = self.items.entry(subject.to_owned()).or_default();
+        if items.len() >= max_per_subject {
+            return Ok(false);
+        }
+        items.push(item);
+        Ok(true)
+    }
+
+    async fn update(
+        &self,
+        subject: &str,
+        id: &str,
+        change: ItemChange,
+    ) -> StoreResult<Option<Item>> {
+        let Some(mut items) = self.items.get_mut(subject) else {
+            return Ok(None);
+        };
+        let Some(item) = items.iter_mut().find(|i| i.id == id) else {
+            return Ok(None);
+        };
+        if let Some(name) = change.name {
+            item.name = name;
+        }
+        if let Some(value) = change.value {
+            item.value = value;
+        }
+        item.updated_at = change.updated_at;
+        Ok(Some(item.clone()))
+    }
+
+    async fn delete(&self, subject: &str, id: &str) -> StoreResult<bool> {
+        let Some(mut items) = self.items.get_mut(subject) else {
+            return Ok(false);
+        };
+        let before = items.len();
+        items.retain(|i| i.id != id);
+        let deleted = items.len() < before;
+        let empty = items.is_empty();
+        drop(items);
+        if empty {
+            self.items.remove_if(subject, |_, v| v.is_empty());
+        }
+        Ok(deleted)
+    }
+
+    async fn count(&self) -> StoreResult<usize> {
+        Ok(self.items.iter().map(|e| e.value().len()).sum())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::domain::principal::Scopes;
-
-    fn p(sub: &str) -> Principal {
-        Principal {
-            subject: sub.into(),
-            client_id: "c".into(),
-            scopes: Scopes::default(),
-            expires_at: 0,
-        }
-    }
-
-    #[test]
-    fn a_session_binds_to_its_first_principal() {
-        let reg = SessionRegistry::new(10, Duration::from_secs(60));
-        let key = SessionKey::new("s1");
-        assert!(reg.open(key.clone(), None));
-        assert_eq!(reg.admit(&key, None), Ok(()));
-        assert_eq!(reg.admit(&key, Some(&p("alice"))), Ok(()));
-        assert_eq!(reg.admit(&key, Some(&p("alice"))), Ok(()));
-        assert_eq!(reg.admit(&key, Some(&p("bob"))), Err(Mismatch));
-        assert_eq!(reg.admit(&key, None), Err(Mismatch));
-    }
-
-    #[test]
-    fn the_registry_is_bounded() {
-        let reg = SessionRegistry::new(1, Duration::from_secs(60));
-        assert!(reg.open(SessionKey::new("a"), None));
-        assert!(!reg.open(SessionKey::new("b"), None));
-    }
+    super::super::contract::contract_suite!(|max| super::super::Stores {
+        sessions: std::sync::Arc::new(super::MemorySessions::new(max)),
+        items: std::sync::Arc::new(super::MemoryItems::new(max)),
+    });
 }

@@ -1,8 +1,6 @@
 //! Grant types and client authentication methods (RFC 7591 section 2), and the registered
 //! client (RFC 7591 section 3.2.1): its metadata, its hashed secret and registration token.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -79,7 +77,7 @@ impl AuthMethod {
 }
 
 /// A registered client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
     /// SHA-256 of the secret; `None` for a public client.
@@ -95,8 +93,9 @@ pub struct Client {
     pub issued_at: u64,
     /// Registered through RFC 7591 (and so removed when unused for too long).
     pub dynamic: bool,
-    /// Unix seconds of the last authorize or token request.
-    pub last_used: AtomicU64,
+    /// Unix seconds of the last authorize or token request (as of when it was read; the store
+    /// keeps the current value, see `ClientStore::touch`).
+    pub last_used: u64,
     /// SHA-256 of the RFC 7592 registration access token (dynamic clients only).
     pub registration_token_hash: Option<Hash>,
 }
@@ -139,9 +138,5 @@ impl Client {
             }
             None => None,
         }
-    }
-
-    pub fn touch(&self, now: u64) {
-        self.last_used.store(now, Ordering::Relaxed);
     }
 }

@@ -10,16 +10,21 @@ pub mod redirect_uri;
 pub mod resource;
 pub mod scope;
 pub mod secret;
+pub mod throttle;
 pub mod tokens;
 
 pub use client::{AuthMethod, Client, GrantType};
-pub use grant::{AuthCode, Issued, RefreshGrant};
+pub use grant::{
+    AuthCode, CodeCheck, CodeIssue, CodeMismatch, NewRefresh, RefreshCheck, RefreshGrant,
+    RefreshMismatch, RotationIssue,
+};
 pub use params::Params;
 pub use pkce::CodeChallenge;
 pub use redirect_uri::{RedirectUri, is_loopback_host};
 pub use resource::{parse_resource, resource_is_under};
 pub use scope::Scope;
-pub use secret::{Hash, hash_secret, random_token};
+pub use secret::{Hash, Sealed, hash_secret, random_token};
+pub use throttle::{Attempt, SignInCounter, ThrottlePolicy};
 pub use tokens::{AccessClaims, TokenResponse};
 
 #[cfg(test)]

@@ -39,9 +39,11 @@ pub async fn authorize_get(
             )))
         })?;
     }
-    let request = validate(&state, &params)?;
+    let request = validate(&state, &params).await?;
     if state.config.demo_mode {
-        return approve(&state, request, DEMO_SUBJECT).map(|location| found(&location));
+        return approve(&state, request, DEMO_SUBJECT)
+            .await
+            .map(|location| found(&location));
     }
-    super::signin::authorize_interactive(&state, &headers, request, uri.query().unwrap_or(""))
+    super::signin::authorize_interactive(&state, &headers, request, uri.query().unwrap_or("")).await
 }

@@ -112,13 +112,19 @@ async fn metrics_get(
     client_addr::ClientAddr(addr): client_addr::ClientAddr,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
+    let stores = &state.stores;
+    let clients = stores.clients.count().await.ok();
+    let grants = stores.grants.sizes().await.ok();
     for (store, len) in [
-        ("clients", state.clients.len()),
-        ("codes", state.codes.len()),
-        ("refresh_tokens", state.refresh_tokens.len()),
-        ("revocations", state.revocations.len()),
+        ("clients", clients),
+        ("codes", grants.map(|g| g.codes)),
+        ("refresh_tokens", grants.map(|g| g.refresh_tokens)),
+        ("revocations", grants.map(|g| g.revocations)),
     ] {
-        metrics::gauge!("store_entries", "service" => "oauth", "store" => store).set(len as f64);
+        if let Some(len) = len {
+            metrics::gauge!("store_entries", "service" => "oauth", "store" => store)
+                .set(len as f64);
+        }
     }
     let allowed =
         service_kit::metrics::allowed(addr, &headers, state.config.metrics_token.as_ref());

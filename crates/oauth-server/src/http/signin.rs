@@ -2,8 +2,6 @@
 //! 4.4.1.9 on clickjacking): a session cookie, CSRF tokens on both forms, cross-site form posts
 //! refused, uniform answers to wrong passwords.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -15,7 +13,7 @@ use super::response::found;
 use crate::domain::{Params, random_token};
 use crate::error::{AuthorizeError, OAuthError};
 use crate::service::authorize::{self, Approved};
-use crate::service::signin::{SESSION_TTL, SessionClaims};
+use crate::service::signin::{self, SESSION_TTL, SessionClaims, SignIn};
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "oauth_session";
@@ -84,7 +82,7 @@ fn page_response(
 }
 
 /// The sign-in page for an authorization request.
-fn sign_in_page(
+async fn sign_in_page(
     state: &AppState,
     request: &Approved,
     query: &str,
@@ -93,7 +91,7 @@ fn sign_in_page(
 ) -> Response {
     let nonce = random_token();
     let csrf = state.signer.csrf_token(&nonce);
-    let name = display_name(state, &request.client_id);
+    let name = display_name(state, &request.client_id).await;
     let html = pages::sign_in(
         &name,
         &redirect_host(&request.redirect_uri),
@@ -112,9 +110,12 @@ fn sign_in_page(
 
 /// The client's name; for a client described by a metadata document, with the host that
 /// publishes it (MCP 2025-11-25: the consent page shows where the document comes from).
-fn display_name(state: &AppState, client_id: &str) -> String {
+async fn display_name(state: &AppState, client_id: &str) -> String {
     let name = state
         .client(client_id)
+        .await
+        .ok()
+        .flatten()
         .and_then(|c| c.name.clone())
         .unwrap_or_else(|| client_id.to_owned());
     match url::Url::parse(client_id)
@@ -140,22 +141,24 @@ fn redirect_host(uri: &str) -> String {
 }
 
 /// `GET /oauth/authorize` outside demo mode, after the request validated: sign in, then consent.
-pub fn authorize_interactive(
+pub async fn authorize_interactive(
     state: &AppState,
     headers: &HeaderMap,
     request: Approved,
     query: &str,
 ) -> Result<Response, AuthorizeError> {
     let Some(session) = session(state, headers) else {
-        return Ok(sign_in_page(state, &request, query, None, StatusCode::OK));
+        return Ok(sign_in_page(state, &request, query, None, StatusCode::OK).await);
     };
-    if state
-        .consents
-        .covers(&session.u, &request.client_id, request.scope)
-    {
-        return authorize::approve(state, request, &session.u).map(|l| found(&l));
+    let covered = signin::consent_covers(state, &session.u, &request.client_id, request.scope)
+        .await
+        .map_err(AuthorizeError::NoRedirect)?;
+    if covered {
+        return authorize::approve(state, request, &session.u)
+            .await
+            .map(|l| found(&l));
     }
-    let name = display_name(state, &request.client_id);
+    let name = display_name(state, &request.client_id).await;
     let user = state
         .users
         .get(&session.u)
@@ -208,11 +211,16 @@ fn forbidden(message: &str) -> Response {
 }
 
 /// Re-validates the authorization request a form carries.
-fn carried_request(state: &AppState, form: &Params) -> Result<(Approved, String), Box<Response>> {
+async fn carried_request(
+    state: &AppState,
+    form: &Params,
+) -> Result<(Approved, String), Box<Response>> {
     let query = form.get("request").unwrap_or("").to_owned();
     let params = Params::parse(query.as_bytes())
         .map_err(|e| Box::new(AuthorizeError::NoRedirect(e).into_response()))?;
-    let request = authorize::validate(state, &params).map_err(|e| Box::new(e.into_response()))?;
+    let request = authorize::validate(state, &params)
+        .await
+        .map_err(|e| Box::new(e.into_response()))?;
     Ok((request, query))
 }
 
@@ -226,7 +234,7 @@ pub async fn sign_in_post(
     if !same_origin(&state, &headers) {
         return forbidden("This form can only be sent from this server's own page.");
     }
-    let (request, query) = match carried_request(&state, &form) {
+    let (request, query) = match carried_request(&state, &form).await {
         Ok(r) => r,
         Err(response) => return *response,
     };
@@ -239,36 +247,39 @@ pub async fn sign_in_post(
     }
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("").to_owned();
-    let mut keys = vec![format!("user:{username}")];
-    if let Some(ip) = peer {
-        keys.push(format!("addr:{ip}"));
-    }
-    let delay = state.throttle.delay(&keys);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    // argon2 runs off the async threads; unknown users cost the same as wrong passwords.
-    let users = Arc::clone(&state.users);
-    let (name, pw) = (username.clone(), password);
-    let user =
-        tokio::task::spawn_blocking(move || users.check(&name, &pw).map(|u| u.username.clone()))
-            .await
-            .ok()
-            .flatten();
-    let Some(user) = user else {
-        state.throttle.fail(&keys);
-        metrics::counter!("auth_failures_total", "service" => "oauth", "reason" => "wrong password")
-            .increment(1);
-        tracing::warn!(target: "audit", event = "sign_in_failed", outcome = "refused", username = %username, "sign-in failed");
-        return sign_in_page(
-            &state,
-            &request,
-            &query,
-            Some("Wrong username or password."),
-            StatusCode::UNAUTHORIZED,
-        );
+    let user = match signin::sign_in(&state, &username, &password, peer).await {
+        Ok(SignIn::Success(user)) => user,
+        Ok(SignIn::Failed) => {
+            metrics::counter!("auth_failures_total", "service" => "oauth", "reason" => "wrong password")
+                .increment(1);
+            tracing::warn!(target: "audit", event = "sign_in_failed", outcome = "refused", username = %username, "sign-in failed");
+            return sign_in_page(
+                &state,
+                &request,
+                &query,
+                Some("Wrong username or password."),
+                StatusCode::UNAUTHORIZED,
+            )
+            .await;
+        }
+        Ok(SignIn::Throttled(retry_after)) => {
+            metrics::counter!("auth_failures_total", "service" => "oauth", "reason" => "throttled")
+                .increment(1);
+            let mut response = sign_in_page(
+                &state,
+                &request,
+                &query,
+                Some("Too many sign-in attempts. Wait a moment, then try again."),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return response;
+        }
+        Err(e) => return e.into_response(),
     };
-    state.throttle.succeed(&keys);
     tracing::info!(target: "audit", event = "signed_in", outcome = "success", username = %user, "user signed in");
     let mut response = StatusCode::SEE_OTHER.into_response();
     let back = format!("{}?{}", shared_config::paths::AUTHORIZE, query);
@@ -313,17 +324,21 @@ pub async fn consent_post(
             "The form expired or did not come from this server. Go back and try again.",
         );
     }
-    let (request, _) = match carried_request(&state, &form) {
+    let (request, _) = match carried_request(&state, &form).await {
         Ok(r) => r,
         Err(response) => return *response,
     };
     match form.get("decision") {
         Some("approve") => {
-            state
-                .consents
-                .remember(&session.u, &request.client_id, request.scope);
+            if let Err(e) =
+                signin::remember_consent(&state, &session.u, &request.client_id, request.scope)
+                    .await
+            {
+                return e.into_response();
+            }
             tracing::info!(target: "audit", event = "consent_given", outcome = "success", username = %session.u, client_id = %request.client_id, scope = %request.scope, "consent given");
             authorize::approve(&state, request, &session.u)
+                .await
                 .map(|l| found(&l))
                 .unwrap_or_else(IntoResponse::into_response)
         }

@@ -67,14 +67,18 @@ pub fn redirect_with(
 
 /// Checks an authorization request: first the client and redirect URI (failures are shown,
 /// never redirected), then everything else (failures go back to the client).
-pub fn validate(state: &AppState, params: &Params) -> Result<Approved, AuthorizeError> {
+pub async fn validate(state: &AppState, params: &Params) -> Result<Approved, AuthorizeError> {
     let no_redirect = |e: OAuthError| AuthorizeError::NoRedirect(e);
     let client_id = params.require("client_id").map_err(no_redirect)?;
-    let client = state.client(client_id).ok_or_else(|| {
-        no_redirect(OAuthError::invalid_request(format!(
-            "unknown client_id: {client_id}"
-        )))
-    })?;
+    let client = state
+        .client(client_id)
+        .await
+        .map_err(|e| no_redirect(e.into()))?
+        .ok_or_else(|| {
+            no_redirect(OAuthError::invalid_request(format!(
+                "unknown client_id: {client_id}"
+            )))
+        })?;
     let requested = params.get("redirect_uri");
     let redirect_uri = client.resolve_redirect(requested).ok_or_else(|| {
         no_redirect(OAuthError::invalid_request(match requested {
@@ -133,7 +137,9 @@ pub fn validate(state: &AppState, params: &Params) -> Result<Approved, Authorize
         .map(|r| check_resource(state, r))
         .transpose()
         .map_err(|e| to.error(e))?;
-    client.touch(state.clock.now());
+    crate::service::clients::touch(state, &client)
+        .await
+        .map_err(|e| to.error(e))?;
     Ok(Approved {
         client_id: client.id.clone(),
         requested_redirect_uri: requested.map(str::to_owned),
@@ -146,7 +152,7 @@ pub fn validate(state: &AppState, params: &Params) -> Result<Approved, Authorize
 }
 
 /// The user approved: issue a code; the answer is where to send the user agent back to.
-pub fn approve(
+pub async fn approve(
     state: &AppState,
     request: Approved,
     subject: &str,
@@ -167,9 +173,11 @@ pub fn approve(
         expires_at: state.clock.now() + state.config.auth_code_ttl.as_secs(),
     };
     state
-        .codes
-        .insert(hash_secret(&code), entry)
-        .map_err(|full| to.error(OAuthError::store_full(full.0)))?;
+        .stores
+        .grants
+        .put_code(hash_secret(&code), entry)
+        .await
+        .map_err(|e| to.error(e.into()))?;
     tracing::info!(
         target: "audit",
         event = "authorization_granted", outcome = "success",

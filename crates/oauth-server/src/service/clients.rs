@@ -98,7 +98,7 @@ fn parse_basic(value: &str) -> Result<(String, String)> {
 /// Authenticates the client of a request and counts it against the client's rate limit. A
 /// confidential client must present its secret (by either method, whatever it registered); a
 /// public client presents only its id.
-pub fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Arc<Client>> {
+pub async fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Arc<Client>> {
     let Some(presented) = presented else {
         return Err(OAuthError::invalid_client(
             "client authentication is required",
@@ -118,7 +118,7 @@ pub fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Ar
         e.basic_challenge = presented.via_basic;
         e
     };
-    let Some(client) = state.client(&presented.client_id) else {
+    let Some(client) = state.client(&presented.client_id).await? else {
         return Err(fail("unknown client"));
     };
     match (&presented.secret, client.is_confidential()) {
@@ -132,8 +132,20 @@ pub fn authenticate(state: &AppState, presented: Option<Presented>) -> Result<Ar
     // Counted once authenticated: a stranger naming a confidential client's id without its
     // secret cannot use up that client's requests.
     state.limits.client(&client.id)?;
-    client.touch(state.clock.now());
+    touch(state, &client).await?;
     Ok(client)
+}
+
+/// Records a use of a registered client, so that the idle sweep keeps it.
+pub async fn touch(state: &AppState, client: &Client) -> Result<()> {
+    if client.dynamic {
+        state
+            .stores
+            .clients
+            .touch(&client.id, state.clock.now())
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

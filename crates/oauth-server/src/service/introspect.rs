@@ -15,7 +15,7 @@ pub async fn introspect(
     params: &Params,
 ) -> Result<Value> {
     let presented = clients::identify(state, authorization, params).await?;
-    let client = clients::authenticate(state, presented)?;
+    let client = clients::authenticate(state, presented).await?;
     if !client.is_confidential() {
         return Err(OAuthError::invalid_client(
             "introspection is for confidential clients (resource servers) only",
@@ -25,18 +25,19 @@ pub async fn introspect(
     // A dynamically registered client learns only about its own tokens (RFC 7662 section 4:
     // no token scanning); the configured resource server and demo client about any.
     let body = describe(state, token)
+        .await?
         .filter(|b| !client.dynamic || b["client_id"] == client.id.as_str())
         .unwrap_or_else(|| json!({ "active": false }));
     Ok(body)
 }
 
-fn describe(state: &AppState, token: &str) -> Option<Value> {
+async fn describe(state: &AppState, token: &str) -> Result<Option<Value>> {
     let now = state.clock.now();
     if let Ok(c) = state.keys.verify::<AccessClaims>(token) {
-        if c.exp <= now || c.iat > now + 60 || state.revocations.is_revoked(&c.jti) {
-            return None;
+        if c.exp <= now || c.iat > now + 60 || state.stores.grants.is_revoked(&c.jti).await? {
+            return Ok(None);
         }
-        return Some(json!({
+        return Ok(Some(json!({
             "active": true,
             "token_type": "Bearer",
             "scope": c.scope,
@@ -47,10 +48,17 @@ fn describe(state: &AppState, token: &str) -> Option<Value> {
             "exp": c.exp,
             "iat": c.iat,
             "jti": c.jti,
-        }));
+        })));
     }
-    let grant = state.refresh_tokens.active(&hash_secret(token), now)?;
-    Some(json!({
+    let Some(grant) = state
+        .stores
+        .grants
+        .active_refresh(&hash_secret(token), now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(json!({
         "active": true,
         "token_type": "refresh_token",
         "scope": grant.scope.to_string(),
@@ -59,5 +67,5 @@ fn describe(state: &AppState, token: &str) -> Option<Value> {
         "aud": grant.audience,
         "iss": state.config.issuer,
         "exp": grant.expires_at,
-    }))
+    })))
 }

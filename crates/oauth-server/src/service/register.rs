@@ -3,7 +3,6 @@
 //! section 2): read, update and delete with the registration access token.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -138,7 +137,7 @@ impl TryFrom<RegistrationRequest> for NewClient {
 }
 
 /// Registers a client (RFC 7591 section 3.2.1): its metadata with the credentials issued.
-pub fn register(state: &AppState, request: RegistrationRequest) -> Result<Value> {
+pub async fn register(state: &AppState, request: RegistrationRequest) -> Result<Value> {
     let new = NewClient::try_from(request)?;
     let now = state.clock.now();
     let client_id = uuid::Uuid::new_v4().to_string();
@@ -156,13 +155,10 @@ pub fn register(state: &AppState, request: RegistrationRequest) -> Result<Value>
         scope: new.scope,
         issued_at: now,
         dynamic: true,
-        last_used: AtomicU64::new(now),
+        last_used: now,
         registration_token_hash: Some(hash_secret(&registration_token)),
     };
-    let client = state
-        .clients
-        .insert(client)
-        .map_err(|full| OAuthError::store_full(full.0))?;
+    state.stores.clients.insert(client.clone()).await?;
     tracing::info!(
         target: "audit",
         event = "client_registered", outcome = "success",
@@ -200,12 +196,12 @@ fn describe(state: &AppState, client: &Client) -> Value {
 /// The client a configuration request may manage: the one named in the path, when the bearer
 /// token is its registration access token. Anything else is 401 invalid_token (RFC 7592
 /// section 2: an unknown client is answered like a bad token).
-fn managed(state: &AppState, authorization: Option<&str>, id: &str) -> Result<Arc<Client>> {
+async fn managed(state: &AppState, authorization: Option<&str>, id: &str) -> Result<Arc<Client>> {
     let token = authorization
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    let client = state.clients.get(id);
+    let client = state.stores.clients.get(id).await?;
     match (client, token) {
         (Some(client), Some(token)) if client.registration_token_matches(token) => Ok(client),
         _ => {
@@ -224,8 +220,8 @@ fn managed(state: &AppState, authorization: Option<&str>, id: &str) -> Result<Ar
 }
 
 /// RFC 7592 section 2.1: the client's current metadata.
-pub fn read(state: &AppState, authorization: Option<&str>, id: &str) -> Result<Value> {
-    let client = managed(state, authorization, id)?;
+pub async fn read(state: &AppState, authorization: Option<&str>, id: &str) -> Result<Value> {
+    let client = managed(state, authorization, id).await?;
     Ok(describe(state, &client))
 }
 
@@ -240,13 +236,13 @@ pub struct UpdateRequest {
 }
 
 /// RFC 7592 section 2.2: replaces the client's metadata.
-pub fn update(
+pub async fn update(
     state: &AppState,
     authorization: Option<&str>,
     id: &str,
     request: UpdateRequest,
 ) -> Result<Value> {
-    let client = managed(state, authorization, id)?;
+    let client = managed(state, authorization, id).await?;
     if request.client_id != client.id {
         return Err(OAuthError::invalid_request(
             "client_id in the body does not match the client being updated",
@@ -277,11 +273,11 @@ pub fn update(
         scope: new.scope,
         issued_at: client.issued_at,
         dynamic: true,
-        last_used: AtomicU64::new(state.clock.now()),
+        last_used: state.clock.now(),
         registration_token_hash: client.registration_token_hash,
     };
     let body = describe(state, &updated);
-    if !state.clients.replace(updated) {
+    if !state.stores.clients.replace(updated).await? {
         return Err(OAuthError::new(
             ErrorCode::InvalidToken,
             "the client no longer exists",
@@ -293,9 +289,9 @@ pub fn update(
 
 /// RFC 7592 section 2.3: the client is gone, and with it every refresh token it holds (they need
 /// the client to be used).
-pub fn delete(state: &AppState, authorization: Option<&str>, id: &str) -> Result<()> {
-    managed(state, authorization, id)?;
-    state.clients.remove(id);
+pub async fn delete(state: &AppState, authorization: Option<&str>, id: &str) -> Result<()> {
+    managed(state, authorization, id).await?;
+    state.stores.clients.remove(id).await?;
     tracing::info!(target: "audit", event = "client_deleted", outcome = "success", client_id = %id, "client deleted");
     Ok(())
 }

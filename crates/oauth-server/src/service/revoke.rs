@@ -3,34 +3,29 @@
 //! tokens are revoked by `jti` until they expire. An unknown token still succeeds.
 
 use crate::domain::{AccessClaims, Params, hash_secret};
-use crate::error::{OAuthError, Result};
+use crate::error::Result;
 use crate::service::clients;
 use crate::state::AppState;
 
 /// Revokes `token` for the authenticated client; tokens of other clients are left alone.
 pub async fn revoke(state: &AppState, authorization: Option<&str>, params: &Params) -> Result<()> {
     let presented = clients::identify(state, authorization, params).await?;
-    let client = clients::authenticate(state, presented)?;
+    let client = clients::authenticate(state, presented).await?;
     let token = params.require("token")?;
     let now = state.clock.now();
 
     // A refresh token is looked up by hash; anything else is tried as an access token.
-    if let Some(grant) = state.refresh_tokens.active(&hash_secret(token), now) {
+    let grants = &state.stores.grants;
+    if let Some(grant) = grants.active_refresh(&hash_secret(token), now).await? {
         if grant.client_id == client.id {
-            let access = state.refresh_tokens.revoke_family(&grant.family);
-            for (jti, exp) in &access {
-                state
-                    .revocations
-                    .revoke(jti, *exp)
-                    .map_err(|full| OAuthError::store_full(full.0))?;
-            }
+            let access_tokens_revoked = grants.revoke_family(&grant.family).await?;
             tracing::info!(
                 target: "audit",
                 event = "token_revoked", outcome = "success",
                 kind = "refresh_token",
                 client_id = %client.id,
                 subject = %grant.subject,
-                access_tokens_revoked = access.len(),
+                access_tokens_revoked,
                 "refresh token family revoked"
             );
         }
@@ -41,10 +36,7 @@ pub async fn revoke(state: &AppState, authorization: Option<&str>, params: &Para
         && claims.exp > now
     {
         {
-            state
-                .revocations
-                .revoke(&claims.jti, claims.exp)
-                .map_err(|full| OAuthError::store_full(full.0))?;
+            grants.revoke_access(&claims.jti, claims.exp).await?;
             tracing::info!(
                 target: "audit",
                 event = "token_revoked", outcome = "success",

@@ -4,8 +4,10 @@
 //! and slow-downs after repeated failures.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use argon2::Argon2;
@@ -14,10 +16,11 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Scope, random_token};
+use crate::domain::{Attempt, Scope, random_token};
+use crate::error::Result;
+use crate::state::AppState;
 
 /// A person who may sign in.
 #[derive(Debug, Clone, Deserialize)]
@@ -188,80 +191,129 @@ impl Signer {
     }
 }
 
-/// Failed sign-ins per user and per address, to slow down guessing.
-#[derive(Default)]
-pub struct Throttle {
-    failures: DashMap<String, (u32, Instant)>,
+/// How long a remembered consent lasts before the user is asked again.
+pub const CONSENT_TTL: u64 = 90 * 24 * 3600;
+
+/// Whether `user` already approved `scope` (or more) for `client_id`.
+pub async fn consent_covers(
+    state: &AppState,
+    user: &str,
+    client_id: &str,
+    scope: Scope,
+) -> Result<bool> {
+    let now = state.clock.now();
+    let given = state
+        .stores
+        .consents
+        .consented(user, client_id, now)
+        .await?;
+    Ok(given.contains(scope))
 }
 
-impl Throttle {
-    const FREE_TRIES: u32 = 3;
-    const WINDOW: Duration = Duration::from_secs(15 * 60);
-    const MAX_KEYS: usize = 100_000;
+/// Remembers that `user` approved `scope` for `client_id` (added to what they approved before).
+pub async fn remember_consent(
+    state: &AppState,
+    user: &str,
+    client_id: &str,
+    scope: Scope,
+) -> Result<()> {
+    let expires_at = state.clock.now() + CONSENT_TTL;
+    state
+        .stores
+        .consents
+        .grant_consent(user, client_id, scope, expires_at)
+        .await?;
+    Ok(())
+}
 
-    /// How long to hold a request for `keys` before answering.
-    pub fn delay(&self, keys: &[String]) -> Duration {
-        let worst = keys
-            .iter()
-            .filter_map(|k| self.failures.get(k).map(|e| *e))
-            .filter(|(_, at)| at.elapsed() < Self::WINDOW)
-            .map(|(n, _)| n)
-            .max()
-            .unwrap_or(0);
-        if worst < Self::FREE_TRIES {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(1 << (worst - Self::FREE_TRIES).min(3))
-        }
-    }
+/// The outcome of a sign-in attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignIn {
+    /// The password is right: the username.
+    Success(String),
+    /// Unknown user or wrong password (the same answer for both).
+    Failed,
+    /// Too many attempts are running for this user or address; try again after this many
+    /// seconds. The password was not checked.
+    Throttled(u64),
+}
 
-    pub fn fail(&self, keys: &[String]) {
-        if self.failures.len() >= Self::MAX_KEYS {
-            self.sweep();
-        }
-        for k in keys {
-            let mut e = self
-                .failures
-                .entry(k.clone())
-                .or_insert((0, Instant::now()));
-            if e.1.elapsed() >= Self::WINDOW {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
-            e.1 = Instant::now();
-        }
-    }
+/// Frees an attempt's place in the throttle, also when the request is dropped mid-way.
+struct AttemptGuard {
+    state: AppState,
+    keys: Vec<String>,
+    done: bool,
+}
 
-    pub fn succeed(&self, keys: &[String]) {
-        for k in keys {
-            self.failures.remove(k);
-        }
-    }
-
-    pub fn sweep(&self) {
-        self.failures
-            .retain(|_, (_, at)| at.elapsed() < Self::WINDOW);
+impl AttemptGuard {
+    async fn finish(mut self, succeeded: bool) -> Result<()> {
+        self.done = true;
+        let keys = std::mem::take(&mut self.keys);
+        self.state.stores.sign_ins.finish(&keys, succeeded).await?;
+        Ok(())
     }
 }
 
-/// Consents given: (user, client) to the scope approved.
-#[derive(Default)]
-pub struct Consents(DashMap<(String, String), Scope>);
-
-impl Consents {
-    pub fn covers(&self, user: &str, client: &str, scope: Scope) -> bool {
-        self.0
-            .get(&(user.to_owned(), client.to_owned()))
-            .is_some_and(|s| s.contains(scope))
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        if !self.done
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let store = Arc::clone(&self.state.stores.sign_ins);
+            let keys = std::mem::take(&mut self.keys);
+            runtime.spawn(async move {
+                let _ = store.finish(&keys, false).await;
+            });
+        }
     }
+}
 
-    pub fn remember(&self, user: &str, client: &str, scope: Scope) {
-        let mut entry = self
-            .0
-            .entry((user.to_owned(), client.to_owned()))
-            .or_default();
-        *entry = Scope::parse(&format!("{} {}", *entry, scope)).unwrap_or(scope);
+/// Checks a password, gated by the throttle: the attempt is counted for the user and the
+/// address before the password is checked, waits if earlier ones failed, and is refused while
+/// another attempt for the same user or address runs once the free tries are used up.
+pub async fn sign_in(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    address: Option<IpAddr>,
+) -> Result<SignIn> {
+    let mut keys = vec![format!("user:{username}")];
+    if let Some(ip) = address {
+        keys.push(format!("addr:{ip}"));
     }
+    let delay = match state
+        .stores
+        .sign_ins
+        .attempt(&keys, state.clock.now())
+        .await?
+    {
+        Attempt::Wait { retry_after } => {
+            tracing::warn!(target: "audit", event = "sign_in_throttled", outcome = "refused", username = %username, retry_after, "sign-in refused while another attempt runs");
+            return Ok(SignIn::Throttled(retry_after));
+        }
+        Attempt::Go { delay } => delay,
+    };
+    let guard = AttemptGuard {
+        state: state.clone(),
+        keys,
+        done: false,
+    };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_secs(delay)).await;
+    }
+    // argon2 runs off the async threads; unknown users cost the same as wrong passwords.
+    let users = Arc::clone(&state.users);
+    let (name, pw) = (username.to_owned(), password.to_owned());
+    let user =
+        tokio::task::spawn_blocking(move || users.check(&name, &pw).map(|u| u.username.clone()))
+            .await
+            .ok()
+            .flatten();
+    guard.finish(user.is_some()).await?;
+    Ok(match user {
+        Some(user) => SignIn::Success(user),
+        None => SignIn::Failed,
+    })
 }
 
 #[cfg(test)]
@@ -300,20 +352,5 @@ mod tests {
         assert!(a.csrf_ok("nonce", &token));
         assert!(!a.csrf_ok("other", &token));
         assert!(!b.csrf_ok("nonce", &token));
-    }
-
-    #[test]
-    fn repeated_failures_slow_down() {
-        let t = Throttle::default();
-        let keys = vec!["user:alice".to_owned()];
-        for _ in 0..3 {
-            assert_eq!(t.delay(&keys), Duration::ZERO);
-            t.fail(&keys);
-        }
-        assert_eq!(t.delay(&keys), Duration::from_secs(1));
-        t.fail(&keys);
-        assert_eq!(t.delay(&keys), Duration::from_secs(2));
-        t.succeed(&keys);
-        assert_eq!(t.delay(&keys), Duration::ZERO);
     }
 }

@@ -5,14 +5,16 @@
 use url::Url;
 
 use crate::domain::pkce::is_valid_verifier;
+use crate::domain::secret::{open, seal};
 use crate::domain::{
-    AccessClaims, AuthCode, Client, GrantType, Issued, Params, RefreshGrant, Scope, TokenResponse,
-    hash_secret, parse_resource, random_token, resource_is_under,
+    AccessClaims, Client, CodeCheck, CodeIssue, CodeMismatch, GrantType, Hash, NewRefresh, Params,
+    RefreshCheck, RefreshGrant, RefreshMismatch, RotationIssue, Scope, TokenResponse, hash_secret,
+    parse_resource, random_token, resource_is_under,
 };
 use crate::error::{ErrorCode, OAuthError, Result};
 use crate::service::clients;
 use crate::state::AppState;
-use crate::store::{Redeem, Rotate};
+use crate::store::{Redeemed, Rotated};
 
 /// A token request, parsed (RFC 6749 sections 4.1.3, 4.4.2 and 6).
 #[derive(Debug)]
@@ -88,7 +90,7 @@ pub async fn token(
 ) -> Result<TokenResponse> {
     let presented = clients::identify(state, authorization, params).await?;
     let grant = Grant::try_from(params)?;
-    let client = clients::authenticate(state, presented)?;
+    let client = clients::authenticate(state, presented).await?;
     let resource = params
         .get("resource")
         .map(|r| check_resource(state, r))
@@ -105,14 +107,17 @@ pub async fn token(
             code,
             redirect_uri,
             verifier,
-        } => exchange_code(
-            state,
-            &client,
-            &code,
-            redirect_uri.as_deref(),
-            &verifier,
-            resource,
-        ),
+        } => {
+            exchange_code(
+                state,
+                &client,
+                &code,
+                redirect_uri.as_deref(),
+                &verifier,
+                resource,
+            )
+            .await
+        }
         Grant::ClientCredentials { scope } => client_credentials(state, &client, scope, resource),
         Grant::RefreshToken { token, scope } => {
             refresh(state, &client, &token, scope, resource).await
@@ -140,7 +145,7 @@ pub fn check_resource(state: &AppState, raw: &str) -> Result<String> {
     }
 }
 
-fn exchange_code(
+async fn exchange_code(
     state: &AppState,
     client: &Client,
     code: &str,
@@ -150,66 +155,24 @@ fn exchange_code(
 ) -> Result<TokenResponse> {
     let hash = hash_secret(code);
     let now = state.clock.now();
-    let bound_redirect = |c: &AuthCode| match (&c.redirect_uri, redirect_uri) {
-        (Some(bound), Some(given)) => bound == given,
-        (Some(_), None) => false,
-        (None, Some(given)) => client.resolve_redirect(None).as_deref() == Some(given),
-        (None, None) => true,
-    };
-    let bound_resource = |c: &AuthCode| match (&c.resource, &resource) {
-        (Some(bound), Some(given)) => bound == given,
-        _ => true,
-    };
-    let accept = |c: &AuthCode| {
-        c.client_id == client.id
-            && bound_redirect(c)
-            && bound_resource(c)
-            && c.challenge.verify(verifier)
-    };
-    let grant = match state.codes.redeem(&hash, now, &accept) {
-        Redeem::Unknown => {
-            return Err(OAuthError::invalid_grant(
-                "the authorization code is invalid or expired",
-            ));
-        }
-        Redeem::Replayed(issued) => {
-            tracing::warn!(
-                target: "audit",
-                event = "authorization_code_replay", outcome = "refused",
-                client_id = %client.id,
-                "authorization code presented twice; revoking the tokens issued from it"
-            );
-            if let Some(issued) = issued {
-                revoke_issued(state, &issued);
-            }
-            return Err(OAuthError::invalid_grant(
-                "the authorization code was already used",
-            ));
-        }
-        Redeem::Rejected(c) => {
-            let reason = if c.client_id != client.id {
-                "the authorization code was issued to another client"
-            } else if !bound_redirect(&c) {
-                "redirect_uri does not match the authorization request"
-            } else if !bound_resource(&c) {
-                return Err(OAuthError::invalid_target(
-                    "resource does not match the authorization request",
-                ));
-            } else {
-                "the code_verifier does not match the code_challenge"
-            };
-            return Err(OAuthError::invalid_grant(reason));
-        }
-        Redeem::Fresh(c) => c,
-    };
+    let unknown = || OAuthError::invalid_grant("the authorization code is invalid or expired");
+    let grant = state
+        .stores
+        .grants
+        .code(&hash, now)
+        .await?
+        .ok_or_else(unknown)?;
+    // The tokens are minted first, from the code's immutable bindings, so that spending the code
+    // and recording what it issued are one store step; they are handed out only if it succeeds.
     let audience = grant
         .resource
-        .or(resource)
+        .clone()
+        .or_else(|| resource.clone())
         .unwrap_or_else(|| state.config.default_resource().to_owned());
     let family = client
         .allows(GrantType::RefreshToken)
         .then(|| uuid::Uuid::new_v4().to_string());
-    let (response, issued) = issue(
+    let minted = mint(
         state,
         client,
         &grant.subject,
@@ -218,13 +181,58 @@ fn exchange_code(
         &audience,
         family,
     )?;
-    if state.codes.record_issued(&hash, issued.clone()) {
-        revoke_issued(state, &issued);
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was already used",
-        ));
+    let check = CodeCheck {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.map(str::to_owned),
+        sole_redirect_uri: client.resolve_redirect(None),
+        verifier: verifier.to_owned(),
+        resource,
+    };
+    let issue = CodeIssue {
+        access_jti: minted.claims.jti.clone(),
+        access_exp: minted.claims.exp,
+        refresh: minted.refresh.clone(),
+    };
+    match state
+        .stores
+        .grants
+        .redeem_code(&hash, now, &check, issue)
+        .await?
+    {
+        Redeemed::Fresh => {
+            audit_issued(client, &minted);
+            Ok(minted.response)
+        }
+        Redeemed::Unknown => Err(unknown()),
+        Redeemed::Replayed {
+            access_tokens_revoked,
+        } => {
+            tracing::warn!(
+                target: "audit",
+                event = "authorization_code_replay", outcome = "refused",
+                client_id = %client.id,
+                access_tokens_revoked,
+                "authorization code presented twice; the tokens issued from it are revoked"
+            );
+            Err(OAuthError::invalid_grant(
+                "the authorization code was already used",
+            ))
+        }
+        Redeemed::Rejected(mismatch) => Err(match mismatch {
+            CodeMismatch::Client => {
+                OAuthError::invalid_grant("the authorization code was issued to another client")
+            }
+            CodeMismatch::RedirectUri => {
+                OAuthError::invalid_grant("redirect_uri does not match the authorization request")
+            }
+            CodeMismatch::Resource => {
+                OAuthError::invalid_target("resource does not match the authorization request")
+            }
+            CodeMismatch::Verifier => {
+                OAuthError::invalid_grant("the code_verifier does not match the code_challenge")
+            }
+        }),
     }
-    Ok(response)
 }
 
 fn client_credentials(
@@ -240,12 +248,13 @@ fn client_credentials(
     }
     let scope = requested_within(scope, client.scope)?;
     let audience = resource.unwrap_or_else(|| state.config.default_resource().to_owned());
-    let (response, _) = issue(state, client, &client.id, scope, scope, &audience, None)?;
-    Ok(response)
+    let minted = mint(state, client, &client.id, scope, scope, &audience, None)?;
+    audit_issued(client, &minted);
+    Ok(minted.response)
 }
 
-/// How long a retry waits for the answer of the rotation it repeats.
-const RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// What HKDF derives the key of a rotation's sealed answer for.
+const RETRY_SEAL: &str = "refresh-retry";
 
 async fn refresh(
     state: &AppState,
@@ -256,78 +265,100 @@ async fn refresh(
 ) -> Result<TokenResponse> {
     let hash = hash_secret(token);
     let now = state.clock.now();
-    let fits = |g: &RefreshGrant| {
-        g.client_id == client.id
-            && scope.is_none_or(|s| g.scope.contains(s))
-            && resource.as_ref().is_none_or(|r| *r == g.audience)
+    let unknown = || OAuthError::invalid_grant("the refresh token is invalid or expired");
+    let grant = state
+        .stores
+        .grants
+        .refresh(&hash, now)
+        .await?
+        .ok_or_else(unknown)?;
+    let check = RefreshCheck {
+        client_id: client.id.clone(),
+        scope,
+        resource,
     };
-    let grace = state.config.refresh_grace.as_secs();
-    let (grant, rotation) = match state.refresh_tokens.rotate(&hash, now, grace, &fits) {
-        Rotate::Unknown => {
-            return Err(OAuthError::invalid_grant(
-                "the refresh token is invalid or expired",
-            ));
-        }
-        Rotate::Reused(grant) => {
-            let revoked = state.refresh_tokens.revoke_family(&grant.family);
-            for (jti, exp) in &revoked {
-                let _ = state.revocations.revoke(jti, *exp);
-            }
-            tracing::warn!(
-                target: "audit",
-                event = "refresh_token_reuse", outcome = "refused",
-                client_id = %client.id,
-                subject = %grant.subject,
-                access_tokens_revoked = revoked.len(),
-                "a rotated refresh token was presented again; its family is revoked"
-            );
-            return Err(OAuthError::invalid_grant(
-                "the refresh token was already used",
-            ));
-        }
-        Rotate::Rejected(g) => {
-            return Err(if g.client_id != client.id {
-                OAuthError::invalid_grant("the refresh token was issued to another client")
-            } else if resource.as_ref().is_some_and(|r| *r != g.audience) {
-                OAuthError::invalid_target("resource does not match the original grant")
-            } else {
-                OAuthError::invalid_scope("the requested scope exceeds the original grant")
-            });
-        }
-        Rotate::Retry(rotation) => {
-            // The same refresh, repeated moments after it was rotated (a lost answer, or
-            // concurrent requests of one client): the same answer, not a theft alarm.
-            let answer = tokio::time::timeout(RETRY_WAIT, rotation.wait()).await;
-            tracing::info!(
-                target: "audit",
-                event = "refresh_token_retry", outcome = "success",
-                client_id = %client.id,
-                "a refresh was repeated within the grace window; the rotation's answer is repeated"
-            );
-            return match answer {
-                Ok(Some(response)) => Ok((**response).clone()),
-                _ => Err(OAuthError::invalid_grant(
-                    "the refresh token was already used and its rotation did not complete",
-                )),
-            };
-        }
-        Rotate::Fresh(grant, rotation) => (grant, rotation),
-    };
-    // No await between the rotation and setting its answer: a dropped request cannot leave
-    // retries waiting.
+    // The successor is minted from the grant (which never changes) before the store spends the
+    // token, so that the spend, the successor and its sealed answer are stored in one step.
     let access_scope = scope.filter(|s| !s.is_empty()).unwrap_or(grant.scope);
-    let result = issue(
+    let minted = mint(
         state,
         client,
         &grant.subject,
         access_scope,
         grant.scope,
         &grant.audience,
-        Some(grant.family),
-    )
-    .map(|(response, _)| response);
-    let _ = rotation.set(result.as_ref().ok().map(|r| std::sync::Arc::new(r.clone())));
-    result
+        Some(grant.family.clone()),
+    )?;
+    let successor = minted
+        .refresh
+        .clone()
+        .ok_or_else(|| OAuthError::server_error("a rotation must mint a refresh token"))?;
+    let answer = serde_json::to_vec(&minted.response)
+        .map_err(|_| OAuthError::server_error("the token response could not be serialized"))?;
+    let issue = RotationIssue {
+        successor,
+        access_jti: minted.claims.jti.clone(),
+        access_exp: minted.claims.exp,
+        sealed_answer: seal(token, RETRY_SEAL, &hash, &answer),
+    };
+    let grace = state.config.refresh_grace.as_secs();
+    match state
+        .stores
+        .grants
+        .rotate_refresh(&hash, now, grace, &check, issue)
+        .await?
+    {
+        Rotated::Fresh => {
+            audit_issued(client, &minted);
+            Ok(minted.response)
+        }
+        Rotated::Unknown => Err(unknown()),
+        Rotated::Retry(sealed) => {
+            // The same refresh, repeated moments after it was rotated (a lost answer, or
+            // concurrent requests of one client): the same answer, not a theft alarm.
+            tracing::info!(
+                target: "audit",
+                event = "refresh_token_retry", outcome = "success",
+                client_id = %client.id,
+                "a refresh was repeated within the grace window; the rotation's answer is repeated"
+            );
+            retry_answer(token, &hash, &sealed)
+                .ok_or_else(|| OAuthError::invalid_grant("the refresh token was already used"))
+        }
+        Rotated::Reused {
+            grant,
+            access_tokens_revoked,
+        } => {
+            tracing::warn!(
+                target: "audit",
+                event = "refresh_token_reuse", outcome = "refused",
+                client_id = %client.id,
+                subject = %grant.subject,
+                access_tokens_revoked,
+                "a rotated refresh token was presented again; its family is revoked"
+            );
+            Err(OAuthError::invalid_grant(
+                "the refresh token was already used",
+            ))
+        }
+        Rotated::Rejected(mismatch) => Err(match mismatch {
+            RefreshMismatch::Client => {
+                OAuthError::invalid_grant("the refresh token was issued to another client")
+            }
+            RefreshMismatch::Resource => {
+                OAuthError::invalid_target("resource does not match the original grant")
+            }
+            RefreshMismatch::Scope => {
+                OAuthError::invalid_scope("the requested scope exceeds the original grant")
+            }
+        }),
+    }
+}
+
+/// Opens a rotation's sealed answer with the refresh token presented again.
+fn retry_answer(token: &str, hash: &Hash, sealed: &crate::domain::Sealed) -> Option<TokenResponse> {
+    let plain = open(token, RETRY_SEAL, hash, sealed)?;
+    serde_json::from_slice(&plain).ok()
 }
 
 /// The requested scope, which must lie within what the client registered; none means all of it.
@@ -342,8 +373,17 @@ fn requested_within(requested: Option<Scope>, allowed: Scope) -> Result<Scope> {
     }
 }
 
-/// Mints an access token and, for a refresh family, a new refresh token carrying `grant_scope`.
-fn issue(
+/// Tokens signed and drawn but not yet handed out: they are valid only once the store has
+/// recorded them.
+struct Minted {
+    response: TokenResponse,
+    claims: AccessClaims,
+    refresh: Option<NewRefresh>,
+}
+
+/// Signs an access token and, for a refresh family, draws a new refresh token carrying
+/// `grant_scope`.
+fn mint(
     state: &AppState,
     client: &Client,
     subject: &str,
@@ -351,7 +391,7 @@ fn issue(
     grant_scope: Scope,
     audience: &str,
     family: Option<String>,
-) -> Result<(TokenResponse, Issued)> {
+) -> Result<Minted> {
     let now = state.clock.now();
     let ttl = state.config.access_token_ttl.as_secs();
     let claims = AccessClaims {
@@ -369,64 +409,48 @@ fn issue(
         .current()
         .sign(&claims)
         .map_err(|_| OAuthError::server_error("the token could not be signed"))?;
-    let refresh_token = match &family {
+    let (refresh_token, refresh) = match family {
         Some(family) => {
             let token = random_token();
             let grant = RefreshGrant {
-                family: family.clone(),
+                family,
                 client_id: client.id.clone(),
                 subject: subject.to_owned(),
                 scope: grant_scope,
                 audience: audience.to_owned(),
                 expires_at: now + state.config.refresh_token_ttl.as_secs(),
             };
-            state
-                .refresh_tokens
-                .insert(hash_secret(&token), grant)
-                .map_err(|full| OAuthError::store_full(full.0))?;
-            state
-                .refresh_tokens
-                .add_access_token(family, &claims.jti, claims.exp);
-            Some(token)
+            let refresh = NewRefresh {
+                hash: hash_secret(&token),
+                grant,
+            };
+            (Some(token), Some(refresh))
         }
-        None => None,
+        None => (None, None),
     };
+    Ok(Minted {
+        response: TokenResponse {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: ttl,
+            scope: claims.scope.clone(),
+            refresh_token,
+        },
+        claims,
+        refresh,
+    })
+}
+
+fn audit_issued(client: &Client, minted: &Minted) {
     tracing::info!(
         target: "audit",
         event = "token_issued", outcome = "success",
         client_id = %client.id,
-        subject = %subject,
-        scope = %claims.scope,
-        audience = %audience,
-        jti = %claims.jti,
-        refresh = refresh_token.is_some(),
+        subject = %minted.claims.sub,
+        scope = %minted.claims.scope,
+        audience = %minted.claims.aud,
+        jti = %minted.claims.jti,
+        refresh = minted.refresh.is_some(),
         "access token issued"
     );
-    let issued = Issued {
-        access_jti: claims.jti.clone(),
-        access_exp: claims.exp,
-        family,
-    };
-    Ok((
-        TokenResponse {
-            access_token,
-            token_type: "Bearer".to_owned(),
-            expires_in: ttl,
-            scope: claims.scope,
-            refresh_token,
-        },
-        issued,
-    ))
-}
-
-/// Revokes what a replayed authorization code produced: its access token and refresh family.
-fn revoke_issued(state: &AppState, issued: &Issued) {
-    let _ = state
-        .revocations
-        .revoke(&issued.access_jti, issued.access_exp);
-    if let Some(family) = &issued.family {
-        for (jti, exp) in state.refresh_tokens.revoke_family(family) {
-            let _ = state.revocations.revoke(&jti, exp);
-        }
-    }
 }

@@ -1,15 +1,30 @@
-//! The in-memory stores (the default): DashMaps, bounded, swept.
+//! The in-memory stores (the default): every store of [`super`] in process memory, bounded and
+//! swept. Each atomic method runs under one lock with no `.await` inside, so it is as atomic as
+//! the database transaction it stands for, and a dropped request cannot leave half of it done.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::*;
-use crate::domain::{AuthCode, Client, Hash, Issued, RefreshGrant};
+use super::{
+    ClientStore, ConsentStore, GrantSizes, GrantStore, Redeemed, Rotated, SignInThrottle,
+    StoreError, StoreResult,
+};
+use crate::domain::{
+    Attempt, AuthCode, Client, CodeCheck, CodeIssue, Hash, RefreshCheck, RefreshGrant,
+    RotationIssue, Scope, Sealed, SignInCounter, ThrottlePolicy,
+};
+
+/// Locks a mutex; a panic elsewhere while it was held leaves data that is still consistent,
+/// since every critical section here completes its writes before anything can panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub struct MemoryClients {
-    map: DashMap<String, Arc<Client>>,
+    map: DashMap<String, (Arc<Client>, u64)>,
     max: usize,
 }
 
@@ -22,265 +37,342 @@ impl MemoryClients {
     }
 }
 
+#[async_trait]
 impl ClientStore for MemoryClients {
-    fn get(&self, id: &str) -> Option<Arc<Client>> {
-        self.map.get(id).map(|c| Arc::clone(&c))
+    async fn get(&self, id: &str) -> StoreResult<Option<Arc<Client>>> {
+        Ok(self.map.get(id).map(|e| Arc::clone(&e.0)))
     }
 
-    fn insert(&self, client: Client) -> Result<Arc<Client>, StoreFull> {
+    async fn insert(&self, client: Client) -> StoreResult<()> {
         if self.map.len() >= self.max {
-            return Err(StoreFull("client"));
+            return Err(StoreError::Full("client"));
         }
-        let client = Arc::new(client);
-        self.map.insert(client.id.clone(), Arc::clone(&client));
-        Ok(client)
-    }
-
-    fn replace(&self, client: Client) -> bool {
-        match self.map.get_mut(&client.id) {
-            Some(mut entry) => {
-                *entry = Arc::new(client);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn remove(&self, id: &str) -> Option<Arc<Client>> {
-        self.map.remove(id).map(|(_, c)| c)
-    }
-
-    fn sweep(&self, idle_before: u64) -> usize {
-        let before = self.map.len();
+        let last_used = client.last_used;
         self.map
-            .retain(|_, c| !c.dynamic || c.last_used.load(Ordering::Relaxed) >= idle_before);
-        before - self.map.len()
-    }
-
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-}
-
-enum CodeState {
-    Unused,
-    Spent {
-        issued: Option<Issued>,
-        replayed: bool,
-    },
-}
-
-pub struct MemoryCodes {
-    map: DashMap<Hash, (AuthCode, CodeState)>,
-    max: usize,
-}
-
-impl MemoryCodes {
-    pub fn new(max: usize) -> Self {
-        Self {
-            map: DashMap::new(),
-            max,
-        }
-    }
-}
-
-impl CodeStore for MemoryCodes {
-    fn insert(&self, hash: Hash, code: AuthCode) -> Result<(), StoreFull> {
-        if self.map.len() >= self.max {
-            return Err(StoreFull("authorization code"));
-        }
-        self.map.insert(hash, (code, CodeState::Unused));
+            .insert(client.id.clone(), (Arc::new(client), last_used));
         Ok(())
     }
 
-    fn redeem(&self, hash: &Hash, now: u64, accept: &dyn Fn(&AuthCode) -> bool) -> Redeem {
-        let Some(mut entry) = self.map.get_mut(hash) else {
-            return Redeem::Unknown;
-        };
-        let (code, state) = &mut *entry;
-        match state {
-            CodeState::Spent { issued, replayed } => {
-                *replayed = true;
-                Redeem::Replayed(issued.clone())
+    async fn replace(&self, client: Client) -> StoreResult<bool> {
+        Ok(match self.map.get_mut(&client.id) {
+            Some(mut entry) => {
+                let last_used = entry.1.max(client.last_used);
+                *entry = (Arc::new(client), last_used);
+                true
             }
-            CodeState::Unused if code.expires_at <= now => Redeem::Unknown,
-            CodeState::Unused if !accept(code) => Redeem::Rejected(code.clone()),
-            CodeState::Unused => {
-                *state = CodeState::Spent {
-                    issued: None,
-                    replayed: false,
-                };
-                Redeem::Fresh(code.clone())
-            }
-        }
-    }
-
-    fn record_issued(&self, hash: &Hash, issued: Issued) -> bool {
-        match self.map.get_mut(hash) {
-            Some(mut entry) => match &mut entry.1 {
-                CodeState::Spent {
-                    issued: slot,
-                    replayed,
-                } => {
-                    *slot = Some(issued);
-                    *replayed
-                }
-                CodeState::Unused => false,
-            },
             None => false,
+        })
+    }
+
+    async fn remove(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.map.remove(id).is_some())
+    }
+
+    async fn touch(&self, id: &str, now: u64) -> StoreResult<()> {
+        if let Some(mut entry) = self.map.get_mut(id) {
+            entry.1 = entry.1.max(now);
         }
+        Ok(())
     }
 
-    fn sweep(&self, now: u64) -> usize {
+    async fn sweep(&self, idle_before: u64) -> StoreResult<usize> {
         let before = self.map.len();
-        self.map.retain(|_, (code, _)| code.expires_at > now);
-        before - self.map.len()
+        self.map
+            .retain(|_, (_, last_used)| *last_used >= idle_before);
+        Ok(before - self.map.len())
     }
 
-    fn len(&self) -> usize {
-        self.map.len()
+    async fn count(&self) -> StoreResult<usize> {
+        Ok(self.map.len())
     }
+}
+
+/// What a spent code issued: revoked if the code comes back.
+#[derive(Debug, Clone)]
+struct CodeIssued {
+    access_jti: String,
+    access_exp: u64,
+    family: Option<String>,
+}
+
+struct CodeEntry {
+    code: AuthCode,
+    spent: Option<CodeIssued>,
+}
+
+struct TokenEntry {
+    grant: RefreshGrant,
+    /// When the token was rotated, and the sealed answer of that rotation (dropped once the
+    /// grace window is over).
+    spent: Option<(u64, Option<Sealed>)>,
 }
 
 struct Family {
     revoked: bool,
     expires_at: u64,
-    /// Access tokens issued within the family: revoked with it.
+    /// Access tokens issued within the family (jti, exp): revoked with it.
     access: Vec<(String, u64)>,
-}
-
-/// When a refresh token was spent, and what its rotation answered (dropped once the grace
-/// window is over: the answer holds live tokens).
-type Spent = Option<(u64, Option<Arc<Rotation>>)>;
-
-pub struct MemoryRefreshTokens {
-    tokens: DashMap<Hash, (RefreshGrant, Spent)>,
-    families: DashMap<String, Family>,
-    max: usize,
-    /// The refresh grace window in seconds: how long a rotation's answer is kept.
-    grace: u64,
-}
-
-impl MemoryRefreshTokens {
-    pub fn new(max: usize, grace: u64) -> Self {
-        Self {
-            tokens: DashMap::new(),
-            families: DashMap::new(),
-            max,
-            grace,
-        }
-    }
-
-    fn family_revoked(&self, family: &str) -> bool {
-        self.families.get(family).is_none_or(|f| f.revoked)
-    }
 }
 
 /// How many access tokens of one family are remembered (older ones have expired long before a
 /// family rotates this often).
 const MAX_ACCESS_PER_FAMILY: usize = 64;
 
-impl RefreshStore for MemoryRefreshTokens {
-    fn insert(&self, hash: Hash, grant: RefreshGrant) -> Result<(), StoreFull> {
-        if self.tokens.len() >= self.max {
-            return Err(StoreFull("refresh token"));
+#[derive(Default)]
+struct Tables {
+    codes: HashMap<Hash, CodeEntry>,
+    tokens: HashMap<Hash, TokenEntry>,
+    families: HashMap<String, Family>,
+    revoked: HashMap<String, u64>,
+}
+
+impl Tables {
+    /// Marks a family revoked and moves its access tokens to the revocation list.
+    fn revoke_family(&mut self, family: &str) -> usize {
+        let Some(f) = self.families.get_mut(family) else {
+            return 0;
+        };
+        f.revoked = true;
+        let access = std::mem::take(&mut f.access);
+        let n = access.len();
+        self.revoked.extend(access);
+        n
+    }
+
+    fn remember_access(&mut self, family: &str, jti: String, exp: u64) {
+        if let Some(f) = self.families.get_mut(family) {
+            if f.access.len() >= MAX_ACCESS_PER_FAMILY {
+                f.access.remove(0);
+            }
+            f.access.push((jti, exp));
+            f.expires_at = f.expires_at.max(exp);
         }
-        let mut family = self.families.entry(grant.family.clone()).or_insert(Family {
-            revoked: false,
-            expires_at: 0,
-            access: Vec::new(),
-        });
-        family.expires_at = family.expires_at.max(grant.expires_at);
-        drop(family);
-        self.tokens.insert(hash, (grant, None));
+    }
+}
+
+/// Codes, refresh families and revocations under one lock: the invariants across them hold
+/// because every method that spans them runs whole under it.
+pub struct MemoryGrants {
+    tables: Mutex<Tables>,
+    max: usize,
+}
+
+impl MemoryGrants {
+    pub fn new(max: usize) -> Self {
+        Self {
+            tables: Mutex::default(),
+            max,
+        }
+    }
+}
+
+#[async_trait]
+impl GrantStore for MemoryGrants {
+    async fn put_code(&self, hash: Hash, code: AuthCode) -> StoreResult<()> {
+        let mut t = lock(&self.tables);
+        if t.codes.len() >= self.max {
+            return Err(StoreError::Full("authorization code"));
+        }
+        t.codes.insert(hash, CodeEntry { code, spent: None });
         Ok(())
     }
 
-    fn rotate(
+    async fn code(&self, hash: &Hash, now: u64) -> StoreResult<Option<AuthCode>> {
+        let t = lock(&self.tables);
+        Ok(t.codes
+            .get(hash)
+            .filter(|e| e.spent.is_some() || e.code.expires_at > now)
+            .map(|e| e.code.clone()))
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: &Hash,
+        now: u64,
+        check: &CodeCheck,
+        issue: CodeIssue,
+    ) -> StoreResult<Redeemed> {
+        let mut t = lock(&self.tables);
+        let Some(entry) = t.codes.get(hash) else {
+            return Ok(Redeemed::Unknown);
+        };
+        if let Some(issued) = entry.spent.clone() {
+            t.revoked.insert(issued.access_jti, issued.access_exp);
+            let family_tokens = issued.family.map_or(0, |f| t.revoke_family(&f));
+            return Ok(Redeemed::Replayed {
+                access_tokens_revoked: 1 + family_tokens,
+            });
+        }
+        if entry.code.expires_at <= now {
+            return Ok(Redeemed::Unknown);
+        }
+        if let Err(mismatch) = entry.code.check(check) {
+            return Ok(Redeemed::Rejected(mismatch));
+        }
+        if issue.refresh.is_some() && t.tokens.len() >= self.max {
+            return Err(StoreError::Full("refresh token"));
+        }
+        if let Some(entry) = t.codes.get_mut(hash) {
+            entry.spent = Some(CodeIssued {
+                access_jti: issue.access_jti.clone(),
+                access_exp: issue.access_exp,
+                family: issue.refresh.as_ref().map(|r| r.grant.family.clone()),
+            });
+        }
+        if let Some(refresh) = issue.refresh {
+            t.families.insert(
+                refresh.grant.family.clone(),
+                Family {
+                    revoked: false,
+                    expires_at: refresh.grant.expires_at.max(issue.access_exp),
+                    access: vec![(issue.access_jti, issue.access_exp)],
+                },
+            );
+            t.tokens.insert(
+                refresh.hash,
+                TokenEntry {
+                    grant: refresh.grant,
+                    spent: None,
+                },
+            );
+        }
+        Ok(Redeemed::Fresh)
+    }
+
+    async fn refresh(&self, hash: &Hash, now: u64) -> StoreResult<Option<RefreshGrant>> {
+        let t = lock(&self.tables);
+        Ok(t.tokens
+            .get(hash)
+            .filter(|e| e.grant.expires_at > now)
+            .map(|e| e.grant.clone()))
+    }
+
+    async fn rotate_refresh(
         &self,
         hash: &Hash,
         now: u64,
         grace: u64,
-        accept: &dyn Fn(&RefreshGrant) -> bool,
-    ) -> Rotate {
-        let Some(mut entry) = self.tokens.get_mut(hash) else {
-            return Rotate::Unknown;
+        check: &RefreshCheck,
+        issue: RotationIssue,
+    ) -> StoreResult<Rotated> {
+        let mut t = lock(&self.tables);
+        let tokens_full = t.tokens.len() >= self.max;
+        let Some(entry) = t.tokens.get(hash) else {
+            return Ok(Rotated::Unknown);
         };
-        let (grant, spent) = &mut *entry;
-        if grant.expires_at <= now {
-            return Rotate::Unknown;
+        if entry.grant.expires_at <= now {
+            return Ok(Rotated::Unknown);
         }
-        if self.family_revoked(&grant.family) {
-            return Rotate::Reused(grant.clone());
-        }
-        if let Some((at, rotation)) = spent {
-            return match rotation {
-                Some(rotation) if now < *at + grace && accept(grant) => {
-                    Rotate::Retry(rotation.clone())
-                }
-                _ => Rotate::Reused(grant.clone()),
-            };
-        }
-        if !accept(grant) {
-            return Rotate::Rejected(grant.clone());
-        }
-        let rotation = Arc::new(Rotation::new());
-        *spent = Some((now, Some(rotation.clone())));
-        Rotate::Fresh(grant.clone(), rotation)
-    }
-
-    fn active(&self, hash: &Hash, now: u64) -> Option<RefreshGrant> {
-        let entry = self.tokens.get(hash)?;
-        let (grant, spent) = &*entry;
-        (spent.is_none() && grant.expires_at > now && !self.family_revoked(&grant.family))
-            .then(|| grant.clone())
-    }
-
-    fn add_access_token(&self, family: &str, jti: &str, exp: u64) {
-        if let Some(mut f) = self.families.get_mut(family) {
-            if f.access.len() >= MAX_ACCESS_PER_FAMILY {
-                f.access.remove(0);
-            }
-            f.access.push((jti.to_owned(), exp));
-            f.expires_at = f.expires_at.max(exp);
-        }
-    }
-
-    fn revoke_family(&self, family: &str) -> Vec<(String, u64)> {
-        match self.families.get_mut(family) {
-            Some(mut f) => {
-                f.revoked = true;
-                std::mem::take(&mut f.access)
-            }
-            None => Vec::new(),
-        }
-    }
-
-    fn sweep(&self, now: u64) -> usize {
-        let before = self.tokens.len();
-        self.tokens.retain(|_, (grant, spent)| {
-            if let Some((at, rotation)) = spent
-                && *at + self.grace <= now
-            {
-                *rotation = None;
-            }
-            grant.expires_at > now
+        let grant = entry.grant.clone();
+        let alive = t.families.get(&grant.family).is_some_and(|f| !f.revoked);
+        let retry = entry.spent.as_ref().map(|(at, sealed)| {
+            sealed
+                .as_ref()
+                .filter(|_| alive && now < at.saturating_add(grace) && grant.check(check).is_ok())
+                .cloned()
         });
-        self.families.retain(|_, f| f.expires_at > now);
-        before - self.tokens.len()
+        match retry {
+            Some(Some(sealed)) => return Ok(Rotated::Retry(sealed)),
+            Some(None) => {
+                let n = t.revoke_family(&grant.family);
+                return Ok(Rotated::Reused {
+                    grant,
+                    access_tokens_revoked: n,
+                });
+            }
+            None if !alive => {
+                let n = t.revoke_family(&grant.family);
+                return Ok(Rotated::Reused {
+                    grant,
+                    access_tokens_revoked: n,
+                });
+            }
+            None => {}
+        }
+        if let Err(mismatch) = grant.check(check) {
+            return Ok(Rotated::Rejected(mismatch));
+        }
+        if tokens_full {
+            return Err(StoreError::Full("refresh token"));
+        }
+        if let Some(entry) = t.tokens.get_mut(hash) {
+            entry.spent = Some((now, Some(issue.sealed_answer)));
+        }
+        let family = issue.successor.grant.family.clone();
+        t.tokens.insert(
+            issue.successor.hash,
+            TokenEntry {
+                grant: issue.successor.grant,
+                spent: None,
+            },
+        );
+        t.remember_access(&family, issue.access_jti, issue.access_exp);
+        Ok(Rotated::Fresh)
     }
 
-    fn len(&self) -> usize {
-        self.tokens.len()
+    async fn active_refresh(&self, hash: &Hash, now: u64) -> StoreResult<Option<RefreshGrant>> {
+        let t = lock(&self.tables);
+        Ok(t.tokens
+            .get(hash)
+            .filter(|e| e.spent.is_none() && e.grant.expires_at > now)
+            .filter(|e| t.families.get(&e.grant.family).is_some_and(|f| !f.revoked))
+            .map(|e| e.grant.clone()))
+    }
+
+    async fn revoke_family(&self, family: &str) -> StoreResult<usize> {
+        Ok(lock(&self.tables).revoke_family(family))
+    }
+
+    async fn revoke_access(&self, jti: &str, exp: u64) -> StoreResult<()> {
+        let mut t = lock(&self.tables);
+        if t.revoked.contains_key(jti) {
+            return Ok(());
+        }
+        if t.revoked.len() >= self.max {
+            return Err(StoreError::Full("revocation"));
+        }
+        t.revoked.insert(jti.to_owned(), exp);
+        Ok(())
+    }
+
+    async fn is_revoked(&self, jti: &str) -> StoreResult<bool> {
+        Ok(lock(&self.tables).revoked.contains_key(jti))
+    }
+
+    async fn sweep(&self, now: u64, grace: u64) -> StoreResult<usize> {
+        let mut t = lock(&self.tables);
+        let before = t.codes.len() + t.tokens.len() + t.families.len() + t.revoked.len();
+        t.codes.retain(|_, e| e.code.expires_at > now);
+        t.tokens.retain(|_, e| {
+            if let Some((at, sealed)) = &mut e.spent
+                && at.saturating_add(grace) <= now
+            {
+                *sealed = None;
+            }
+            e.grant.expires_at > now
+        });
+        t.families.retain(|_, f| f.expires_at > now);
+        t.revoked.retain(|_, exp| *exp > now);
+        let after = t.codes.len() + t.tokens.len() + t.families.len() + t.revoked.len();
+        Ok(before - after)
+    }
+
+    async fn sizes(&self) -> StoreResult<GrantSizes> {
+        let t = lock(&self.tables);
+        Ok(GrantSizes {
+            codes: t.codes.len(),
+            refresh_tokens: t.tokens.len(),
+            revocations: t.revoked.len(),
+        })
     }
 }
 
-pub struct MemoryRevocations {
-    map: DashMap<String, u64>,
+pub struct MemoryConsents {
+    map: DashMap<(String, String), (Scope, u64)>,
     max: usize,
 }
 
-impl MemoryRevocations {
+impl MemoryConsents {
     pub fn new(max: usize) -> Self {
         Self {
             map: DashMap::new(),
@@ -289,111 +381,102 @@ impl MemoryRevocations {
     }
 }
 
-impl RevocationStore for MemoryRevocations {
-    fn revoke(&self, jti: &str, exp: u64) -> Result<(), StoreFull> {
+#[async_trait]
+impl ConsentStore for MemoryConsents {
+    async fn consented(&self, user: &str, client: &str, now: u64) -> StoreResult<Scope> {
+        Ok(self
+            .map
+            .get(&(user.to_owned(), client.to_owned()))
+            .filter(|e| e.1 > now)
+            .map_or(Scope::default(), |e| e.0))
+    }
+
+    async fn grant_consent(
+        &self,
+        user: &str,
+        client: &str,
+        scope: Scope,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let key = (user.to_owned(), client.to_owned());
         // `len` locks every shard, so it must not run while an entry's shard is held.
-        if self.map.contains_key(jti) {
-            return Ok(());
+        if !self.map.contains_key(&key) && self.map.len() >= self.max {
+            return Err(StoreError::Full("consent"));
         }
-        if self.map.len() >= self.max {
-            return Err(StoreFull("revocation"));
-        }
-        self.map.insert(jti.to_owned(), exp);
+        let mut entry = self.map.entry(key).or_insert((Scope::default(), 0));
+        entry.0 = entry.0 | scope;
+        entry.1 = entry.1.max(expires_at);
         Ok(())
     }
 
-    fn is_revoked(&self, jti: &str) -> bool {
-        self.map.contains_key(jti)
-    }
-
-    fn sweep(&self, now: u64) -> usize {
+    async fn sweep(&self, now: u64) -> StoreResult<usize> {
         let before = self.map.len();
-        self.map.retain(|_, exp| *exp > now);
-        before - self.map.len()
+        self.map.retain(|_, e| e.1 > now);
+        Ok(before - self.map.len())
+    }
+}
+
+pub struct MemorySignIns {
+    counters: Mutex<HashMap<String, SignInCounter>>,
+    policy: ThrottlePolicy,
+    max: usize,
+}
+
+impl MemorySignIns {
+    pub fn new(max: usize, policy: ThrottlePolicy) -> Self {
+        Self {
+            counters: Mutex::default(),
+            policy,
+            max,
+        }
+    }
+}
+
+#[async_trait]
+impl SignInThrottle for MemorySignIns {
+    async fn attempt(&self, keys: &[String], now: u64) -> StoreResult<Attempt> {
+        let mut map = lock(&self.counters);
+        let new_keys = keys.iter().filter(|k| !map.contains_key(*k)).count();
+        if map.len() + new_keys > self.max {
+            map.retain(|_, c| !self.policy.is_idle(c, now));
+            if map.len() + new_keys > self.max {
+                return Err(StoreError::Full("sign-in throttle"));
+            }
+        }
+        let mut taken: Vec<(String, SignInCounter)> = keys
+            .iter()
+            .map(|k| (k.clone(), map.remove(k).unwrap_or_default()))
+            .collect();
+        let answer = {
+            let mut refs: Vec<&mut SignInCounter> = taken.iter_mut().map(|(_, c)| c).collect();
+            self.policy.attempt(&mut refs, now)
+        };
+        map.extend(taken);
+        Ok(answer)
     }
 
-    fn len(&self) -> usize {
-        self.map.len()
+    async fn finish(&self, keys: &[String], succeeded: bool) -> StoreResult<()> {
+        let mut map = lock(&self.counters);
+        for k in keys {
+            if let Some(c) = map.get_mut(k) {
+                self.policy.finish(c, succeeded);
+                if succeeded && c.in_flight == 0 {
+                    map.remove(k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn sweep(&self, now: u64) -> StoreResult<usize> {
+        let mut map = lock(&self.counters);
+        let before = map.len();
+        map.retain(|_, c| !self.policy.is_idle(c, now));
+        Ok(before - map.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::domain::{CodeChallenge, Scope, hash_secret};
-
-    fn grant(family: &str, expires_at: u64) -> RefreshGrant {
-        RefreshGrant {
-            family: family.into(),
-            client_id: "c".into(),
-            subject: "s".into(),
-            scope: Scope::ALL,
-            audience: "http://127.0.0.1:5001".into(),
-            expires_at,
-        }
-    }
-
-    #[test]
-    fn a_refresh_token_rotates_once_and_reuse_is_reported() {
-        let store = MemoryRefreshTokens::new(10, 0);
-        let h = hash_secret("rt1");
-        store.insert(h, grant("f1", 100)).unwrap();
-        assert!(matches!(
-            store.rotate(&h, 10, 0, &|_| true),
-            Rotate::Fresh(..)
-        ));
-        assert!(matches!(
-            store.rotate(&h, 10, 0, &|_| true),
-            Rotate::Reused(_)
-        ));
-        assert!(store.active(&h, 10).is_none());
-    }
-
-    #[test]
-    fn revoking_a_family_kills_its_other_tokens_and_returns_its_access_tokens() {
-        let store = MemoryRefreshTokens::new(10, 0);
-        let (a, b) = (hash_secret("a"), hash_secret("b"));
-        store.insert(a, grant("f", 100)).unwrap();
-        store.insert(b, grant("f", 100)).unwrap();
-        store.add_access_token("f", "jti-1", 50);
-        assert_eq!(store.revoke_family("f"), vec![("jti-1".to_string(), 50)]);
-        assert!(store.active(&b, 10).is_none());
-        assert!(matches!(
-            store.rotate(&b, 10, 0, &|_| true),
-            Rotate::Reused(_)
-        ));
-    }
-
-    #[test]
-    fn stores_are_bounded_and_swept() {
-        let store = MemoryRevocations::new(2);
-        store.revoke("a", 10).unwrap();
-        store.revoke("b", 20).unwrap();
-        assert!(store.revoke("c", 30).is_err());
-        assert_eq!(store.sweep(15), 1);
-        assert!(store.revoke("c", 30).is_ok());
-        assert!(store.is_revoked("b") && !store.is_revoked("a"));
-    }
-
-    #[test]
-    fn an_expired_code_is_unknown() {
-        let store = MemoryCodes::new(10);
-        let h = hash_secret("code");
-        let code = AuthCode {
-            client_id: "c".into(),
-            redirect_uri: None,
-            challenge: CodeChallenge::parse(
-                Some("E9Melhoa2OwvFrEMTJguCQ1jxJ6Ys6kzbM-gs0HvGU4"),
-                Some("S256"),
-            )
-            .unwrap(),
-            scope: Scope::READ,
-            resource: None,
-            subject: "s".into(),
-            expires_at: 100,
-        };
-        store.insert(h, code).unwrap();
-        assert!(matches!(store.redeem(&h, 100, &|_| true), Redeem::Unknown));
-        assert_eq!(store.sweep(100), 1);
-    }
+    super::super::contract::contract_suite!(super::super::Stores::memory);
 }

@@ -1,117 +1,198 @@
-//! The server's state stores: registered clients (RFC 7591), authorization codes (RFC 6749
-//! section 4.1.2, single use), refresh token families (RFC 6749 section 6, OAuth 2.1 section
-//! 4.3.1 rotation) and revoked access tokens (RFC 7009). Each is a small trait with an in-memory
-//! DashMap implementation, so that a shared database can take its place without touching the
-//! handlers. Every store is bounded, and expired entries are swept.
+//! The authorization server's store contract: registered clients (RFC 7591), authorization
+//! codes (RFC 6749 section 4.1.2, single use), refresh token families (RFC 6749 section 6, OAuth
+//! 2.1 section 4.3.1 rotation) with the access tokens issued in them, revoked access tokens
+//! (RFC 7009), consents and the sign-in throttle.
 //!
-//! Codes, refresh tokens and client secrets are kept as SHA-256 hashes (`domain::secret`).
+//! Every trait is async and object safe, used as `Arc<dyn ..>`, so a database can implement it.
+//! Every invariant that spans records is one method, which a database runs as one transaction
+//! and the memory backend under one lock with no `.await` inside: a dropped request has either
+//! changed nothing or left a complete result. Stores are handed `now` (Unix seconds) and hold
+//! secrets only as hashes, or sealed. Every store is bounded and swept; `contract` is the
+//! behaviour suite each implementation passes.
 
 use std::sync::Arc;
 
-use crate::domain::{AuthCode, Client, Hash, Issued, RefreshGrant, TokenResponse};
+use async_trait::async_trait;
 
+use crate::domain::{
+    Attempt, AuthCode, Client, CodeCheck, CodeIssue, CodeMismatch, Hash, RefreshCheck,
+    RefreshGrant, RefreshMismatch, RotationIssue, Scope, Sealed, ThrottlePolicy,
+};
+
+#[cfg(test)]
+pub mod contract;
 pub mod memory;
 
-pub use memory::{MemoryClients, MemoryCodes, MemoryRefreshTokens, MemoryRevocations};
+/// Why a store could not answer. Both are temporary: the caller answers 503 with `Retry-After`
+/// in its protocol's format, never a 500.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A bound (`STORE_MAX_ENTRIES`) is reached.
+    #[error("the {0} store is full")]
+    Full(&'static str),
+    /// The backend cannot be reached or gave up (a database down, a pool exhausted).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
 
-/// A bounded store is full; the caller answers with a clear error instead of growing.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the {0} store is full")]
-pub struct StoreFull(pub &'static str);
+pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Every store of the authorization server, as one value to hand around.
+#[derive(Clone)]
+pub struct Stores {
+    pub clients: Arc<dyn ClientStore>,
+    pub grants: Arc<dyn GrantStore>,
+    pub consents: Arc<dyn ConsentStore>,
+    pub sign_ins: Arc<dyn SignInThrottle>,
+}
+
+impl Stores {
+    /// The in-memory stores, each bounded to `max` entries.
+    pub fn memory(max: usize) -> Self {
+        Self {
+            clients: Arc::new(memory::MemoryClients::new(max)),
+            grants: Arc::new(memory::MemoryGrants::new(max)),
+            consents: Arc::new(memory::MemoryConsents::new(max)),
+            sign_ins: Arc::new(memory::MemorySignIns::new(max, ThrottlePolicy::default())),
+        }
+    }
+}
+
+/// Dynamically registered clients (RFC 7591, RFC 7592). Clients from the configuration are not
+/// kept here.
+#[async_trait]
 pub trait ClientStore: Send + Sync {
-    fn get(&self, id: &str) -> Option<Arc<Client>>;
-    fn insert(&self, client: Client) -> Result<Arc<Client>, StoreFull>;
+    async fn get(&self, id: &str) -> StoreResult<Option<Arc<Client>>>;
+    /// Adds a client; `Full` at the bound.
+    async fn insert(&self, client: Client) -> StoreResult<()>;
     /// Replaces an existing client (RFC 7592 update); false when it is gone.
-    fn replace(&self, client: Client) -> bool;
-    /// Deletes a client (RFC 7592 delete).
-    fn remove(&self, id: &str) -> Option<Arc<Client>>;
-    /// Removes dynamic clients unused since before `idle_before`; returns how many.
-    fn sweep(&self, idle_before: u64) -> usize;
-    /// How many entries the store holds (for monitoring and tests).
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    async fn replace(&self, client: Client) -> StoreResult<bool>;
+    /// Deletes a client (RFC 7592 delete); false when it was gone.
+    async fn remove(&self, id: &str) -> StoreResult<bool>;
+    /// Records a use of the client at `now`, so the sweep keeps it.
+    async fn touch(&self, id: &str, now: u64) -> StoreResult<()>;
+    /// Removes clients unused since before `idle_before`; returns how many.
+    async fn sweep(&self, idle_before: u64) -> StoreResult<usize>;
+    async fn count(&self) -> StoreResult<usize>;
 }
 
-pub enum Redeem {
-    /// First presentation, accepted: the code is now spent.
-    Fresh(AuthCode),
-    /// The request does not match the code's bindings; the code stays unspent.
-    Rejected(AuthCode),
-    /// The code was already exchanged; these tokens came from it (if issuing had finished).
-    Replayed(Option<Issued>),
+/// The outcome of presenting an authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// First presentation, matching its bindings: the code is spent and what was minted for it
+    /// is recorded (the refresh family started, the access token remembered).
+    Fresh,
+    /// The request does not match the code's bindings; nothing changed.
+    Rejected(CodeMismatch),
+    /// The code was already exchanged: everything issued from it is now revoked.
+    Replayed { access_tokens_revoked: usize },
+    /// No such code, or it expired.
     Unknown,
 }
 
-pub trait CodeStore: Send + Sync {
-    fn insert(&self, hash: Hash, code: AuthCode) -> Result<(), StoreFull>;
-    /// Atomically spends a code, if `accept` agrees that the request matches its bindings.
-    fn redeem(&self, hash: &Hash, now: u64, accept: &dyn Fn(&AuthCode) -> bool) -> Redeem;
-    /// Records the tokens issued from a spent code; returns true when a replay was seen in the
-    /// meantime, in which case the caller revokes them at once.
-    fn record_issued(&self, hash: &Hash, issued: Issued) -> bool;
-    fn sweep(&self, now: u64) -> usize;
-    /// How many entries the store holds (for monitoring and tests).
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// The answer to one rotation, shared with retries of it inside the grace window: set once by
-/// the request that won the rotation (None when it failed), awaited by its retries.
-pub type Rotation = tokio::sync::SetOnce<Option<std::sync::Arc<TokenResponse>>>;
-
-pub enum Rotate {
-    /// The token was active, the request accepted, and the token is now spent: the caller
-    /// issues the new tokens and must set the rotation's answer.
-    Fresh(RefreshGrant, Arc<Rotation>),
-    /// The token was rotated moments ago (within the grace window) for the same client and
-    /// request: the caller answers what the rotation answered.
-    Retry(Arc<Rotation>),
-    /// The request does not fit the grant (another client, a wider scope); nothing changed.
-    Rejected(RefreshGrant),
-    /// The token was already rotated (or its family revoked): treat as stolen.
-    Reused(RefreshGrant),
+/// The outcome of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotated {
+    /// The token was active and the request fits: it is spent, and its successor, the new
+    /// access token and the sealed answer are stored.
+    Fresh,
+    /// The token was rotated within the grace window by a request that fits: the answer that
+    /// rotation gave, sealed under the presented token.
+    Retry(Sealed),
+    /// The request does not fit the grant (another client, a wider scope, another resource) and
+    /// the token is unspent; nothing changed.
+    Rejected(RefreshMismatch),
+    /// The token was already rotated outside the grace window, or its family is revoked: treated
+    /// as stolen, the family and every access token issued in it are now revoked.
+    Reused {
+        grant: RefreshGrant,
+        access_tokens_revoked: usize,
+    },
+    /// No such token, or it expired.
     Unknown,
 }
 
-pub trait RefreshStore: Send + Sync {
-    fn insert(&self, hash: Hash, grant: RefreshGrant) -> Result<(), StoreFull>;
-    /// Atomically spends an active refresh token, if `accept` agrees with the request. A spent
-    /// token presented again within `grace` seconds of its rotation, with a request `accept`
-    /// agrees with, is a retry; later, or by another request, a reuse.
-    fn rotate(
+/// How many entries each part of the grant store holds (monitoring).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GrantSizes {
+    pub codes: usize,
+    pub refresh_tokens: usize,
+    pub revocations: usize,
+}
+
+/// Codes, refresh families and revoked access tokens: one store, because the invariants that
+/// span them (a replayed code revokes what it issued, a rotation races a family revocation) are
+/// each one method.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Stores a new code under the hash of its value; `Full` at the bound.
+    async fn put_code(&self, hash: Hash, code: AuthCode) -> StoreResult<()>;
+    /// A known, unexpired code (spent or not), to mint the tokens its redemption will record.
+    async fn code(&self, hash: &Hash, now: u64) -> StoreResult<Option<AuthCode>>;
+    /// RFC 6749 section 4.1.2, in one step: an unknown or expired code is `Unknown`; a spent one
+    /// is `Replayed`, and what it issued is revoked; a request that breaks a binding is
+    /// `Rejected` (the code stays unspent); otherwise the code is spent and `issue` recorded.
+    async fn redeem_code(
+        &self,
+        hash: &Hash,
+        now: u64,
+        check: &CodeCheck,
+        issue: CodeIssue,
+    ) -> StoreResult<Redeemed>;
+    /// A known, unexpired refresh token's grant (spent or not), to mint its successor.
+    async fn refresh(&self, hash: &Hash, now: u64) -> StoreResult<Option<RefreshGrant>>;
+    /// OAuth 2.1 section 4.3.1, in one step: see [`Rotated`]. A spent token presented again
+    /// within `grace` seconds of its rotation by a request that fits is a retry; any other
+    /// second presentation is a reuse.
+    async fn rotate_refresh(
         &self,
         hash: &Hash,
         now: u64,
         grace: u64,
-        accept: &dyn Fn(&RefreshGrant) -> bool,
-    ) -> Rotate;
+        check: &RefreshCheck,
+        issue: RotationIssue,
+    ) -> StoreResult<Rotated>;
     /// The grant of an active (unspent, unexpired, unrevoked) refresh token.
-    fn active(&self, hash: &Hash, now: u64) -> Option<RefreshGrant>;
-    /// Remembers an access token issued within a family, to revoke it with the family.
-    fn add_access_token(&self, family: &str, jti: &str, exp: u64);
-    /// Revokes every token of a family; returns its access tokens (jti, exp) to revoke too.
-    fn revoke_family(&self, family: &str) -> Vec<(String, u64)>;
-    fn sweep(&self, now: u64) -> usize;
-    /// How many entries the store holds (for monitoring and tests).
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    async fn active_refresh(&self, hash: &Hash, now: u64) -> StoreResult<Option<RefreshGrant>>;
+    /// RFC 7009 section 2.1: revokes every token of a family and every access token issued in
+    /// it; returns how many access tokens. An access token recorded by a rotation that raced
+    /// this call is revoked too, or that rotation saw the family revoked.
+    async fn revoke_family(&self, family: &str) -> StoreResult<usize>;
+    /// Revokes one access token until it expires.
+    async fn revoke_access(&self, jti: &str, exp: u64) -> StoreResult<()>;
+    async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
+    /// Removes expired codes, tokens, families and revocations, and drops sealed answers whose
+    /// grace window is over; returns how many entries went.
+    async fn sweep(&self, now: u64, grace: u64) -> StoreResult<usize>;
+    async fn sizes(&self) -> StoreResult<GrantSizes>;
 }
 
-/// Revoked access tokens, by `jti`, until they expire.
-pub trait RevocationStore: Send + Sync {
-    fn revoke(&self, jti: &str, exp: u64) -> Result<(), StoreFull>;
-    fn is_revoked(&self, jti: &str) -> bool;
-    fn sweep(&self, now: u64) -> usize;
-    /// How many entries the store holds (for monitoring and tests).
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// Consents users gave to clients (the scopes approved), so that a later request within them
+/// skips the consent page.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The scopes `user` approved for `client` (empty when none, or expired).
+    async fn consented(&self, user: &str, client: &str, now: u64) -> StoreResult<Scope>;
+    /// Adds `scope` to what `user` approved for `client` (a union, in one step), valid until
+    /// `expires_at`.
+    async fn grant_consent(
+        &self,
+        user: &str,
+        client: &str,
+        scope: Scope,
+        expires_at: u64,
+    ) -> StoreResult<()>;
+    async fn sweep(&self, now: u64) -> StoreResult<usize>;
+}
+
+/// The sign-in throttle's counters, per key (`user:<name>`, `addr:<ip>`), applied with the
+/// store's [`ThrottlePolicy`].
+#[async_trait]
+pub trait SignInThrottle: Send + Sync {
+    /// Counts an attempt for every key in one step, before its password is checked: the answer
+    /// says whether to check it (after a delay) or to refuse it for now.
+    async fn attempt(&self, keys: &[String], now: u64) -> StoreResult<Attempt>;
+    /// The attempt's check finished: its place is freed, and a success clears the counts.
+    async fn finish(&self, keys: &[String], succeeded: bool) -> StoreResult<()>;
+    async fn sweep(&self, now: u64) -> StoreResult<usize>;
 }

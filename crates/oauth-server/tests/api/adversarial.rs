@@ -219,7 +219,7 @@ async fn scope_escalation_is_refused_and_the_grant_keeps_its_scope() {
 #[tokio::test]
 async fn oversized_and_deeply_nested_registrations_are_refused() {
     let app = spawn_app().await;
-    let before = app.state.clients.len();
+    let before = app.state.stores.clients.count().await.unwrap();
     let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let huge = json!({"client_name": "x".repeat(200_000), "redirect_uris": [REDIRECT]}).to_string();
     for (body, status) in [
@@ -238,5 +238,9 @@ async fn oversized_and_deeply_nested_registrations_are_refused() {
         let (_, err) = json_of(res).await;
         assert!(err["error"].is_string());
     }
-    assert_eq!(app.state.clients.len(), before, "nothing was registered");
+    assert_eq!(
+        app.state.stores.clients.count().await.unwrap(),
+        before,
+        "nothing was registered"
+    );
 }

@@ -194,14 +194,14 @@ async fn a_new_key_is_published_before_it_signs_and_the_old_one_stays_until_its_
         .await;
         body["access_token"].as_str().unwrap().to_owned()
     };
-    app.state.sweep();
+    app.state.sweep().await;
     let first = kids(&jwks().await);
     assert_eq!(first.len(), 1);
     let old_token = issue().await;
 
     // The rotation is due: the new key is published, the old one still signs.
     app.clock.advance(1000);
-    app.state.sweep();
+    app.state.sweep().await;
     let published = kids(&jwks().await);
     assert_eq!(published.len(), 2);
     assert_eq!(published[0], first[0]);
@@ -209,7 +209,7 @@ async fn a_new_key_is_published_before_it_signs_and_the_old_one_stays_until_its_
 
     // After the lead time the new key signs; the old one still verifies its tokens.
     app.clock.advance(60);
-    app.state.sweep();
+    app.state.sweep().await;
     let rotated = kids(&jwks().await);
     assert_eq!(rotated[0], published[1]);
     assert!(rotated.contains(&first[0]));
@@ -221,7 +221,7 @@ async fn a_new_key_is_published_before_it_signs_and_the_old_one_stays_until_its_
     // Once every token of the old key has expired, the old key leaves the JWKS.
     app.clock
         .advance(app.state.config.access_token_ttl.as_secs() + 61);
-    app.state.sweep();
+    app.state.sweep().await;
     let after = kids(&jwks().await);
     assert!(!after.contains(&first[0]), "{after:?}");
     assert_eq!(after[0], published[1]);

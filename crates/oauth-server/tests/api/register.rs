@@ -178,8 +178,9 @@ async fn malformed_bodies_get_json_errors() {
 
 #[tokio::test]
 async fn a_full_client_store_refuses_cleanly() {
-    // The demo client and the MCP server's own client take two places.
-    let app = spawn_with(|c| c.store_max_entries = 3).await;
+    // Clients from the configuration (the demo client, the MCP server's own) are not in the
+    // store, so one registration fills it.
+    let app = spawn_with(|c| c.store_max_entries = 1).await;
     assert_eq!(
         app.register(json!({"grant_types": ["client_credentials"]}))
             .await

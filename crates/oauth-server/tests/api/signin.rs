@@ -322,3 +322,82 @@ async fn deny_sends_access_denied_back() {
     assert_eq!(params["state"], "s-42");
     assert!(!params.contains_key("code"));
 }
+
+#[tokio::test]
+async fn parallel_wrong_passwords_are_checked_no_faster_than_serial_guessing() {
+    let flow = std::sync::Arc::new(Flow::new().await);
+    let page = flow.authorize(None).await;
+    let csrf_cookie = cookie_pair(&set_cookie(&page, "oauth_csrf").unwrap());
+    let html = page.text().await.unwrap();
+    let form = std::sync::Arc::new((field(&html, "request"), field(&html, "csrf"), csrf_cookie));
+    let guess = |flow: std::sync::Arc<Flow>, form: std::sync::Arc<(String, String, String)>| async move {
+        let res = flow
+            .post(
+                "/oauth/signin",
+                &form.2,
+                &[
+                    ("request", &form.0),
+                    ("csrf", &form.1),
+                    ("username", "alice"),
+                    ("password", "not the password"),
+                ],
+                None,
+            )
+            .await;
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        (res.status(), retry_after)
+    };
+    // 16 at once: only the free tries are checked; the others are refused unchecked.
+    let burst: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(guess(flow.clone(), form.clone())))
+        .collect();
+    let mut checked = 0;
+    for t in burst {
+        let (status, retry_after) = t.await.unwrap();
+        match status {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => assert!(retry_after.is_some_and(|s| s >= 1)),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(checked, 3, "the free tries, and no more");
+    // Then 16 guessers for ten seconds: no more checks than one serial guesser gets (the
+    // delays after the free tries are 1, 2 and 4 s: three more within ten seconds).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (flow, form) = (flow.clone(), form.clone());
+            tokio::spawn(async move {
+                let mut checked = 0;
+                while std::time::Instant::now() < until {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    // A check still waiting out its delay when the ten seconds end is not counted.
+                    let Ok((status, _)) =
+                        tokio::time::timeout(left, guess(flow.clone(), form.clone())).await
+                    else {
+                        break;
+                    };
+                    if status == StatusCode::UNAUTHORIZED {
+                        checked += 1;
+                    } else {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+                checked
+            })
+        })
+        .collect();
+    let mut later = 0;
+    for w in workers {
+        later += w.await.unwrap();
+    }
+    assert!(
+        later <= 3,
+        "{later} passwords checked in ten seconds after the free tries"
+    );
+    assert!(later >= 1, "guessing is slowed, not stopped");
+}

@@ -620,35 +620,31 @@ async fn expired_codes_and_tokens_are_swept() {
     )
     .await;
     let _unused = app.obtain_code(&client, &[]).await;
-    assert_eq!(app.state.codes.len(), 2);
-    assert_eq!(app.state.refresh_tokens.len(), 1);
-    assert_eq!(app.state.revocations.len(), 1);
+    let sizes = || async { app.state.stores.grants.sizes().await.unwrap() };
+    let s = sizes().await;
+    assert_eq!((s.codes, s.refresh_tokens, s.revocations), (2, 1, 1));
 
     app.clock.advance(15 * 24 * 3600);
-    app.state.sweep();
-    assert_eq!(app.state.codes.len(), 0, "codes are swept");
+    app.state.sweep().await;
+    let s = sizes().await;
+    assert_eq!(s.codes, 0, "codes are swept");
+    assert_eq!(s.refresh_tokens, 0, "refresh tokens are swept");
     assert_eq!(
-        app.state.refresh_tokens.len(),
-        0,
-        "refresh tokens are swept"
-    );
-    assert_eq!(
-        app.state.revocations.len(),
-        0,
+        s.revocations, 0,
         "revocations are swept once the token expired"
     );
     assert!(
-        app.state.clients.get(&client.id).is_some(),
+        app.state.client(&client.id).await.unwrap().is_some(),
         "a client used within its idle time stays"
     );
     app.clock.advance(31 * 24 * 3600);
-    app.state.sweep();
+    app.state.sweep().await;
     assert!(
-        app.state.clients.get(&client.id).is_none(),
+        app.state.client(&client.id).await.unwrap().is_none(),
         "an idle registration expires"
     );
     assert!(
-        app.state.clients.get("demo_client").is_some(),
+        app.state.client("demo_client").await.unwrap().is_some(),
         "the demo client never expires"
     );
 }
