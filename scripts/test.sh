@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, the Rust unit and integration tests, then both services
+# Runs every test: installs what is missing (scripts/setup.sh), then formatting, lints, the Rust
+# unit and integration tests (the store suites also on PostgreSQL), then both services
 # started by the launcher and driven by the official MCP TypeScript SDK client over Streamable
 # HTTP and over the HTTP+SSE transport.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What the tests need and a fresh machine lacks (Node.js, Chromium, PostgreSQL, ...).
+scripts/setup.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -166,8 +166,14 @@ pub struct Config {
     /// OAUTH_RESOURCES: comma-separated resource URLs (RFC 8707) tokens may be issued for; a
     /// resource is accepted when it is one of these or a URL under one. Default: MCP_SERVER_URL.
     pub resources: Vec<Url>,
-    /// STORE_MAX_ENTRIES (100000): the bound of each in-memory store.
+    /// STORE_MAX_ENTRIES (100000): the bound of each store (on PostgreSQL, of an approximate
+    /// count of its rows).
     pub store_max_entries: usize,
+    /// DATABASE_URL: `postgres://user:password@host:port/database`; every store of both services
+    /// lives there, shared by every instance. Unset: in memory, per process.
+    pub database_url: Option<Secret>,
+    /// DATABASE_MAX_CONNECTIONS (10): the connection pool of each service.
+    pub database_max_connections: u32,
     /// SWEEP_INTERVAL_SECS (30): how often expired entries are swept.
     pub sweep_interval: Duration,
     /// MAX_BODY_BYTES (65536): the largest request body accepted.
@@ -359,6 +365,24 @@ impl Config {
                 "STORE_MAX_ENTRIES",
                 get("STORE_MAX_ENTRIES"),
                 100_000usize,
+            )?,
+            database_url: match get("DATABASE_URL") {
+                None => None,
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Some(Secret::new(url))
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        "DATABASE_URL",
+                        "(hidden)",
+                        "expected postgres://user:password@host:port/database",
+                    ));
+                }
+            },
+            database_max_connections: parse_num(
+                "DATABASE_MAX_CONNECTIONS",
+                get("DATABASE_MAX_CONNECTIONS"),
+                10u32,
             )?,
             sweep_interval: parse_secs("SWEEP_INTERVAL_SECS", get("SWEEP_INTERVAL_SECS"), 30)?,
             max_body_bytes: parse_num("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 64 * 1024usize)?,

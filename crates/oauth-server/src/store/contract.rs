@@ -24,8 +24,8 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kBgqfYhqMEM4o5iv8ZV8p2CK9wQ";
 const NOW: u64 = 1_000_000;
 const GRACE: u64 = 10;
 
-/// Expands every case into a `#[tokio::test]` for the stores `$make` builds (called with
-/// [`MAX`] for each case).
+/// Expands every case into a `#[tokio::test]` for the stores `$make` builds: an async function
+/// of the bound ([`MAX`]) giving a [`Harness`], or `None` to skip (no database outside CI).
 macro_rules! contract_suite {
     ($make:expr) => {
         $crate::store::contract::contract_suite!(@cases $make;
@@ -51,13 +51,54 @@ macro_rules! contract_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                let make = $make;
-                $crate::store::contract::$case(make($crate::store::contract::MAX)).await;
+                let Some(harness) = $make($crate::store::contract::MAX).await else {
+                    return;
+                };
+                let run = tokio::spawn($crate::store::contract::$case(harness.stores.clone()));
+                let result = run.await;
+                harness.finish().await;
+                if let Err(e) = result {
+                    std::panic::resume_unwind(e.into_panic());
+                }
             }
         )*
     };
 }
 pub(crate) use contract_suite;
+
+/// Stores for one case, and what to clean up after it.
+pub struct Harness {
+    pub stores: Stores,
+    database: Option<service_kit::database::TestDatabase>,
+}
+
+impl Harness {
+    pub async fn memory(max: usize) -> Option<Self> {
+        Some(Self {
+            stores: Stores::memory(max),
+            database: None,
+        })
+    }
+
+    /// Stores on a PostgreSQL database of the case's own, migrated.
+    pub async fn postgres(max: usize) -> Option<Self> {
+        let database = service_kit::database::TestDatabase::create().await?;
+        let (stores, _) = super::postgres::connect(database.url(), "oauth", 8, max)
+            .await
+            .expect("the test database accepts the migrations");
+        Some(Self {
+            stores,
+            database: Some(database),
+        })
+    }
+
+    pub async fn finish(self) {
+        drop(self.stores);
+        if let Some(db) = self.database {
+            db.drop_now().await;
+        }
+    }
+}
 
 fn code(client: &str, expires_at: u64) -> AuthCode {
     AuthCode {

@@ -478,5 +478,5 @@ impl SignInThrottle for MemorySignIns {
 
 #[cfg(test)]
 mod tests {
-    super::super::contract::contract_suite!(super::super::Stores::memory);
+    super::super::contract::contract_suite!(super::super::contract::Harness::memory);
 }

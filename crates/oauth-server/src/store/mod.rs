@@ -22,6 +22,7 @@ use crate::domain::{
 #[cfg(test)]
 pub mod contract;
 pub mod memory;
+pub mod postgres;
 
 /// Why a store could not answer. Both are temporary: the caller answers 503 with `Retry-After`
 /// in its protocol's format, never a 500.

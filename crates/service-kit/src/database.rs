@@ -1,0 +1,217 @@
+//! PostgreSQL plumbing shared by both services' stores (sqlx): a pool whose connections use one
+//! service's schema (its `search_path`), created if missing; the retry of transactions that lost
+//! a serialization or deadlock race (SQLSTATE 40001, 40P01); one-instance-at-a-time work under a
+//! transaction-level advisory lock; and approximate row counts for the stores' bounds.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+pub use sqlx;
+
+/// How long a request waits for a pooled connection before the store is "unavailable".
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connects to `url` with at most `max_connections`, every connection in `schema` (created if
+/// missing). The error names `DATABASE_URL` and where it points, never its password.
+pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    anyhow::ensure!(
+        !schema.is_empty()
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "schema names are lowercase letters, digits and underscores: {schema:?}"
+    );
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL does not parse as a PostgreSQL URL: {e}"))?;
+    let place = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default database)")
+    );
+    let unreachable = |e: sqlx::Error| {
+        anyhow::anyhow!("cannot reach the database of DATABASE_URL ({place}): {e}")
+    };
+    // The schema first, on a connection of its own: a search_path naming a schema that does not
+    // exist yet would leave the pool's connections without one.
+    {
+        let bootstrap = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(unreachable)?;
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+        // Two instances starting together may race in the catalog; the loser finds it made.
+        if let Err(e) = sqlx::query(&create).execute(&bootstrap).await {
+            sqlx::query(&create)
+                .execute(&bootstrap)
+                .await
+                .map_err(|_| unreachable(e))?;
+        }
+        bootstrap.close().await;
+    }
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options.options([("search_path", schema)]))
+        .await
+        .map_err(unreachable)
+}
+
+/// Whether a failure is a lost race that running the transaction again resolves.
+pub fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
+}
+
+/// Whether a failure is a unique violation (SQLSTATE 23505).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+/// Runs `attempt` (one whole transaction) again, up to five times, when it lost a serialization
+/// or deadlock race.
+pub async fn with_retry<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if is_retryable(&e) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(5 << tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Takes the advisory lock `key` for the rest of the current transaction, if no other session
+/// holds it: work that one instance at a time should do (sweeps, key rotation) runs only when
+/// this says true. A transaction-level lock ends with the transaction, even if its task is
+/// dropped.
+pub async fn try_advisory_xact_lock(
+    conn: &mut sqlx::PgConnection,
+    key: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(key)
+        .fetch_one(conn)
+        .await
+}
+
+/// A row count for a store's bound, read from the database at most every few seconds and
+/// counted up locally in between: approximate, as a bound may be.
+#[derive(Debug, Default)]
+pub struct ApproxCount {
+    count: AtomicUsize,
+    /// Unix seconds of the last exact count (0: never).
+    counted_at: AtomicU64,
+}
+
+impl ApproxCount {
+    const STALE_SECS: u64 = 5;
+
+    /// The count, refreshed by `query` (a `SELECT count(*)`) when stale.
+    pub async fn get(&self, pool: &PgPool, query: &str, now: u64) -> Result<usize, sqlx::Error> {
+        let at = self.counted_at.load(Ordering::Relaxed);
+        if at == 0 || now >= at + Self::STALE_SECS {
+            let n: i64 = sqlx::query_scalar(query).fetch_one(pool).await?;
+            self.count.store(n.max(0) as usize, Ordering::Relaxed);
+            self.counted_at.store(now.max(1), Ordering::Relaxed);
+        }
+        Ok(self.count.load(Ordering::Relaxed))
+    }
+
+    /// One row more, until the next exact count.
+    pub fn added(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forces an exact count next time (after a sweep).
+    pub fn invalidate(&self) {
+        self.counted_at.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A database of a test's own, on the PostgreSQL of `TEST_DATABASE_URL` (default
+/// `postgres://postgres@127.0.0.1:5432/postgres`): created empty, dropped by [`Self::drop_now`].
+/// It never touches another database. Without a server it is `None`, unless
+/// `TEST_REQUIRE_DATABASE=1` (set in CI), which makes a missing server a failure, not a skip.
+pub struct TestDatabase {
+    admin: PgPool,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Option<Self> {
+        let base = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let required = std::env::var("TEST_REQUIRE_DATABASE").is_ok_and(|v| v == "1");
+        let options: PgConnectOptions = base.parse().expect("TEST_DATABASE_URL parses");
+        let admin = match PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => pool,
+            Err(e) if !required => {
+                eprintln!(
+                    "skipped: no PostgreSQL at TEST_DATABASE_URL ({e}); set TEST_REQUIRE_DATABASE=1 to fail instead"
+                );
+                return None;
+            }
+            Err(e) => panic!("TEST_REQUIRE_DATABASE=1 and no PostgreSQL at TEST_DATABASE_URL: {e}"),
+        };
+        let mut bytes = [0u8; 8];
+        getrandom_bytes(&mut bytes);
+        let name = format!(
+            "mcp_oauth_t_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .expect("a test database can be created");
+        let url = options.database(&name).to_url_lossy().to_string();
+        Some(Self { admin, name, url })
+    }
+
+    /// The URL of this database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Drops the database, ending any connection still open to it.
+    pub async fn drop_now(self) {
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&self.admin)
+        .await;
+        self.admin.close().await;
+    }
+}
+
+fn getrandom_bytes(out: &mut [u8]) {
+    use std::hash::{BuildHasher, Hasher};
+    // Unique enough for a test database's name: the process, the time and a random hasher key.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    out.copy_from_slice(&h.finish().to_le_bytes()[..out.len()]);
+}
