@@ -13,13 +13,19 @@ async fn main() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
     let config = Config::from_env()?;
     service_kit::telemetry::init(config.audit_log_file.as_deref())?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        oauth_server::migrate(&config).await?;
+        mcp_server::migrate(&config).await?;
+        println!("the oauth and mcp schemas are up to date");
+        return Ok(());
+    }
     let shutdown = CancellationToken::new();
 
     // The OAuth server binds first, so the MCP server can fetch its JWKS at start.
     let oauth_listener = TcpListener::bind((config.oauth_host, config.oauth_port)).await?;
     let mcp_listener = TcpListener::bind((config.mcp_host, config.mcp_port)).await?;
-    let oauth_state = oauth_server::AppState::new(config.clone())?;
-    let mcp_state = mcp_server::AppState::new(config.clone())?;
+    let oauth_state = oauth_server::AppState::connect(config.clone()).await?;
+    let mcp_state = mcp_server::AppState::connect(config.clone()).await?;
     tracing::info!(address = %oauth_listener.local_addr()?, issuer = %config.issuer, "OAuth server listening");
     tracing::info!(address = %mcp_listener.local_addr()?, endpoint = %config.mcp_endpoint(), "MCP server listening");
     let mut oauth = tokio::spawn(oauth_server::serve(

@@ -15,12 +15,13 @@ CREATE INDEX sessions_last_seen ON sessions (last_seen);
 -- Each user's data items, in the order they were made.
 CREATE TABLE items (
     seq bigserial PRIMARY KEY,
-    id text NOT NULL UNIQUE,
+    id text NOT NULL,
     subject text NOT NULL,
     name text NOT NULL,
     value double precision NOT NULL,
     created_at text NOT NULL,
-    updated_at text NOT NULL
+    updated_at text NOT NULL,
+    UNIQUE (subject, id)
 );
 CREATE INDEX items_subject ON items (subject, seq);
 

@@ -41,6 +41,18 @@ pub fn app(state: AppState) -> Router {
     http::router(state)
 }
 
+/// Applies the migrations of the `mcp` schema at `DATABASE_URL` (the `migrate` command).
+pub async fn migrate(config: &shared_config::Config) -> anyhow::Result<()> {
+    let url = config
+        .database_url
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set: there is nothing to migrate"))?;
+    let (_, pool) =
+        store::postgres::connect(url.expose(), store::postgres::SCHEMA, 1, "", 1).await?;
+    pool.close().await;
+    Ok(())
+}
+
 /// Serves the MCP server on `listener` until `shutdown` completes: fetches the JWKS first (a
 /// failure is logged; keys are fetched again when a token needs them), sweeps idle sessions, and
 /// on shutdown ends open streams so the server can stop.

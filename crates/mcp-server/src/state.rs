@@ -84,6 +84,23 @@ impl AppState {
         Self::with_stores(config, stores)
     }
 
+    /// The state the configuration asks for: on PostgreSQL when `DATABASE_URL` is set (the
+    /// schema migrated), in memory otherwise.
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let Some(url) = config.database_url.clone() else {
+            return Self::new(config);
+        };
+        let (stores, _) = crate::store::postgres::connect(
+            url.expose(),
+            crate::store::postgres::SCHEMA,
+            config.database_max_connections,
+            config.secret_key.expose(),
+            config.mcp_max_sessions,
+        )
+        .await?;
+        Self::with_stores(config, stores)
+    }
+
     /// The state on given stores: two states on one set of stores behave as two instances of
     /// the service behind one load balancer.
     pub fn with_stores(config: Config, stores: Stores) -> anyhow::Result<Self> {

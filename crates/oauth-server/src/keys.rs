@@ -24,6 +24,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::domain::secret::{open, seal};
+use crate::store::{KeyStore, StoredKey};
+
 /// The private half of a key.
 enum Pair {
     Rsa(KeyPair),
@@ -286,6 +289,23 @@ impl KeySet {
         }
     }
 
+    /// A key set whose current key comes from a shared store; `retired` are the configured
+    /// retired key files, kept across every reload.
+    pub fn new_shared(current: Arc<SigningKey>, retired: Vec<SigningKey>, issuer: &str) -> Self {
+        let mut keys = Keys {
+            current,
+            upcoming: None,
+            retired: retired.into_iter().map(|k| (Arc::new(k), None)).collect(),
+            rotated_at: None,
+            jwks: Bytes::new(),
+        };
+        keys.publish();
+        Self {
+            inner: RwLock::new(keys),
+            issuer: issuer.to_owned(),
+        }
+    }
+
     /// Loads the configured key files, or generates a key (of `SIGNING_ALG`) when none is
     /// configured.
     pub fn load(config: &shared_config::Config) -> anyhow::Result<Self> {
@@ -380,6 +400,20 @@ impl KeySet {
         }
     }
 
+    /// Replaces every key at once (keys shared through a store, loaded again).
+    pub fn install(
+        &self,
+        current: Arc<SigningKey>,
+        upcoming: Option<(Arc<SigningKey>, u64)>,
+        retired: Vec<(Arc<SigningKey>, Option<u64>)>,
+    ) {
+        let mut keys = self.write();
+        keys.current = current;
+        keys.upcoming = upcoming;
+        keys.retired = retired;
+        keys.publish();
+    }
+
     /// Verifies a token signed by one of these keys, with that key's algorithm (RS256 or ES256),
     /// typ `at+jwt`, this issuer. Expiry is left to the caller, which holds the clock.
     pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, VerifyError> {
@@ -434,6 +468,161 @@ fn decode_pem(pem: &str) -> anyhow::Result<(String, Vec<u8>)> {
         body.push_str(line);
     }
     bail!("the PEM block has no END line")
+}
+
+/// Signing keys shared by every instance through a [`KeyStore`]: the private halves sealed under
+/// a key derived from SECRET_KEY, one instance publishing each new generation (the store's
+/// primary key picks one when several try), every instance loading them again on each sweep.
+pub struct SharedKeys {
+    store: Arc<dyn KeyStore>,
+    secret: String,
+    es256: bool,
+    /// Retired keys from RETIRED_SIGNING_KEY_FILES, kept as long as configured.
+    configured: std::sync::Mutex<Vec<Arc<SigningKey>>>,
+    /// Parsed keys by kid (an RSA key takes a moment to parse), and what was installed last.
+    parsed: std::sync::Mutex<Parsed>,
+}
+
+/// What an installed stored key looked like: generation, sign_from, retire_at, signing yet.
+type Installed = (u64, u64, Option<u64>, bool);
+
+/// Keys parsed so far by kid, and the signature of what was installed last.
+type Parsed = (
+    std::collections::HashMap<String, Arc<SigningKey>>,
+    Vec<Installed>,
+);
+
+/// What sealing a private key is for (HKDF's info).
+const KEY_SEAL: &str = "signing-keys";
+
+impl SharedKeys {
+    pub fn new(store: Arc<dyn KeyStore>, config: &shared_config::Config) -> Self {
+        Self {
+            store,
+            secret: config.secret_key.expose().to_owned(),
+            es256: config.signing_alg == "ES256",
+            configured: Default::default(),
+            parsed: Default::default(),
+        }
+    }
+
+    fn generate(&self) -> anyhow::Result<SigningKey> {
+        if self.es256 {
+            SigningKey::generate_es256()
+        } else {
+            SigningKey::generate()
+        }
+    }
+
+    fn stored(
+        &self,
+        key: &SigningKey,
+        generation: u64,
+        sign_from: u64,
+    ) -> anyhow::Result<StoredKey> {
+        let pem = key.to_pkcs8_pem()?;
+        Ok(StoredKey {
+            generation,
+            kid: key.kid.clone(),
+            sealed: seal(&self.secret, KEY_SEAL, key.kid.as_bytes(), pem.as_bytes()),
+            sign_from,
+            retire_at: None,
+        })
+    }
+
+    fn open(&self, stored: &StoredKey) -> anyhow::Result<Arc<SigningKey>> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = parsed.0.get(&stored.kid) {
+            return Ok(Arc::clone(k));
+        }
+        let pem = open(&self.secret, KEY_SEAL, stored.kid.as_bytes(), &stored.sealed)
+            .context("a stored signing key does not open with this SECRET_KEY (is it the same on every instance?)")?;
+        let key = Arc::new(SigningKey::from_pem(std::str::from_utf8(&pem)?)?);
+        parsed.0.insert(stored.kid.clone(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    /// The key set at start: the stored keys, or a first key published now when there are none.
+    pub async fn bootstrap(
+        &self,
+        now: u64,
+        issuer: &str,
+        retired_files: Vec<SigningKey>,
+    ) -> anyhow::Result<KeySet> {
+        let mut stored = self.store.load(now).await?;
+        if stored.is_empty() {
+            let key = self.generate()?;
+            self.store.publish(self.stored(&key, 1, now)?, None).await?;
+            stored = self.store.load(now).await?;
+        }
+        let first = stored
+            .iter()
+            .find(|k| k.sign_from <= now)
+            .or(stored.last())
+            .context("no signing key could be stored")?;
+        *self.configured.lock().unwrap_or_else(|p| p.into_inner()) =
+            retired_files.into_iter().map(Arc::new).collect();
+        let keys = KeySet::new_shared(self.open(first)?, Vec::new(), issuer);
+        self.install(&keys, &stored, now)?;
+        Ok(keys)
+    }
+
+    /// Publishes a new generation when a rotation is due, then installs what the store holds.
+    pub async fn sync(&self, keys: &KeySet, now: u64, rotation: Rotation) -> anyhow::Result<()> {
+        let mut stored = self.store.load(now).await?;
+        if let (Some(newest), Some(every)) = (stored.first(), rotation.every)
+            && newest.sign_from <= now
+            && now >= newest.sign_from + every
+        {
+            let key = self.generate()?;
+            let next = self.stored(&key, newest.generation + 1, now + rotation.lead)?;
+            let retire = (newest.generation, now + rotation.lead + rotation.keep);
+            if self.store.publish(next, Some(retire)).await? {
+                tracing::info!(target: "audit", event = "signing_key_published", outcome = "success", kid = %key.kid, signs_from = now + rotation.lead, "a new signing key is published");
+            }
+            stored = self.store.load(now).await?;
+        }
+        self.install(keys, &stored, now)
+    }
+
+    /// Installs the stored keys when they differ from what was installed last.
+    fn install(&self, keys: &KeySet, stored: &[StoredKey], now: u64) -> anyhow::Result<()> {
+        let signature: Vec<Installed> = stored
+            .iter()
+            .map(|k| (k.generation, k.sign_from, k.retire_at, k.sign_from <= now))
+            .collect();
+        {
+            let parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+            if parsed.1 == signature {
+                return Ok(());
+            }
+        }
+        let Some(current) = stored.iter().find(|k| k.sign_from <= now) else {
+            return Ok(());
+        };
+        let upcoming = stored
+            .iter()
+            .find(|k| k.sign_from > now)
+            .map(|k| Ok::<_, anyhow::Error>((self.open(k)?, k.sign_from)))
+            .transpose()?;
+        let mut retired = Vec::new();
+        for k in stored.iter().filter(|k| k.generation < current.generation) {
+            retired.push((self.open(k)?, k.retire_at));
+        }
+        retired.extend(
+            self.configured
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|k| (Arc::clone(k), None)),
+        );
+        keys.install(self.open(current)?, upcoming, retired);
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        let live: std::collections::HashSet<&str> = stored.iter().map(|k| k.kid.as_str()).collect();
+        parsed.0.retain(|kid, _| live.contains(kid.as_str()));
+        parsed.1 = signature;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

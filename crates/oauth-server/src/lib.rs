@@ -48,6 +48,17 @@ pub fn app(state: AppState) -> Router {
     http::router(state)
 }
 
+/// Applies the migrations of the `oauth` schema at `DATABASE_URL` (the `migrate` command).
+pub async fn migrate(config: &shared_config::Config) -> anyhow::Result<()> {
+    let url = config
+        .database_url
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set: there is nothing to migrate"))?;
+    let (_, pool) = store::postgres::connect(url.expose(), store::postgres::SCHEMA, 1, 1).await?;
+    pool.close().await;
+    Ok(())
+}
+
 /// Serves the authorization server on `listener` until `shutdown` completes, sweeping expired
 /// codes, tokens and registrations every `SWEEP_INTERVAL_SECS`.
 pub async fn serve(

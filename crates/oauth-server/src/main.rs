@@ -10,8 +10,13 @@ async fn main() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
     let config = Config::from_env()?;
     service_kit::telemetry::init(config.audit_log_file.as_deref())?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        oauth_server::migrate(&config).await?;
+        println!("the oauth schema is up to date");
+        return Ok(());
+    }
     let addr = (config.oauth_host, config.oauth_port);
-    let state = oauth_server::AppState::new(config)?;
+    let state = oauth_server::AppState::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(address = %listener.local_addr()?, issuer = %state.config.issuer, "OAuth server listening");
     oauth_server::serve(listener, state, service_kit::signals::shutdown_signal()).await?;

@@ -72,6 +72,8 @@ pub struct AppState {
     /// Client ID Metadata Documents fetched so far.
     pub cimd: Arc<crate::cimd::Cimd>,
     pub limits: Arc<crate::limits::Limits>,
+    /// Signing keys shared through the stores (PostgreSQL without SIGNING_KEY_FILE).
+    pub shared_keys: Option<Arc<crate::keys::SharedKeys>>,
 }
 
 impl AppState {
@@ -150,8 +152,58 @@ impl AppState {
             )),
             cimd: Arc::new(crate::cimd::Cimd::new(config.cimd_allow_loopback)),
             limits: Arc::new(crate::limits::Limits::new(&config.rate_limits)),
+            shared_keys: None,
             config: Arc::new(config),
         }
+    }
+
+    /// The state the configuration asks for: on PostgreSQL when `DATABASE_URL` is set (the
+    /// schema migrated, the signing keys shared unless SIGNING_KEY_FILE is set), in memory
+    /// otherwise.
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let Some(url) = config.database_url.clone() else {
+            return Self::new(config);
+        };
+        let (stores, _) = crate::store::postgres::connect(
+            url.expose(),
+            crate::store::postgres::SCHEMA,
+            config.database_max_connections,
+            config.store_max_entries,
+        )
+        .await?;
+        Self::on_stores(config, stores, Arc::new(SystemClock)).await
+    }
+
+    /// The state on given stores, with the users file loaded; when the stores share signing keys
+    /// and no SIGNING_KEY_FILE is set, the keys come from them.
+    pub async fn on_stores(
+        config: Config,
+        stores: Stores,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let users = match &config.users_file {
+            Some(path) => crate::service::signin::Users::load(path)?,
+            None => crate::service::signin::Users::empty(),
+        };
+        let (keys, shared) = match (&stores.keys, &config.signing_key_file) {
+            (Some(store), None) => {
+                let shared = crate::keys::SharedKeys::new(Arc::clone(store), &config);
+                let retired = config
+                    .retired_signing_key_files
+                    .iter()
+                    .map(|p| crate::keys::SigningKey::from_file(p))
+                    .collect::<anyhow::Result<_>>()?;
+                let keys = shared
+                    .bootstrap(clock.now(), &config.issuer, retired)
+                    .await?;
+                (keys, Some(Arc::new(shared)))
+            }
+            _ => (KeySet::load(&config)?, None),
+        };
+        let mut state = Self::with_stores(config, keys, clock, stores);
+        state.users = Arc::new(users);
+        state.shared_keys = shared;
+        Ok(state)
     }
 
     /// A client: from the configuration, registered, or described by a metadata document
@@ -182,8 +234,15 @@ impl AppState {
     /// rotates the signing key when due.
     pub async fn sweep(&self) {
         let now = self.clock.now();
-        self.keys
-            .maintain(now, crate::keys::Rotation::from_config(&self.config));
+        let rotation = crate::keys::Rotation::from_config(&self.config);
+        match &self.shared_keys {
+            Some(shared) => {
+                if let Err(e) = shared.sync(&self.keys, now, rotation).await {
+                    tracing::warn!(error = %e, "the shared signing keys could not be loaded; the current ones stay");
+                }
+            }
+            None => self.keys.maintain(now, rotation),
+        }
         self.limits.sweep();
         let idle_before = now.saturating_sub(self.config.client_idle_ttl.as_secs());
         let grace = self.config.refresh_grace.as_secs();

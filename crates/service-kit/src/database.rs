@@ -135,6 +135,15 @@ impl ApproxCount {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One row fewer, until the next exact count.
+    pub fn removed(&self) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
+
     /// Forces an exact count next time (after a sweep).
     pub fn invalidate(&self) {
         self.counted_at.store(0, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! not authorized (RFC 6750 section 3.1 error codes).
 
 /// The scopes a caller holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Scopes {
     pub read: bool,
     pub write: bool,
@@ -57,7 +57,7 @@ impl Scope {
 }
 
 /// The verified identity behind a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
     pub subject: String,
     pub client_id: String,

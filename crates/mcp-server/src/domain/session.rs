@@ -17,7 +17,7 @@ impl SessionKey {
 }
 
 /// Tokens obtained by `oauth_authenticate` for a session. The refresh token never leaves here.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct HeldTokens {
     pub access_token: String,
     pub refresh_token: Option<String>,

@@ -32,13 +32,61 @@ macro_rules! contract_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                let make = $make;
-                $crate::store::contract::$case(make($crate::store::contract::MAX)).await;
+                let Some(harness) = $make($crate::store::contract::MAX).await else {
+                    return;
+                };
+                let run = tokio::spawn($crate::store::contract::$case(harness.stores.clone()));
+                let result = run.await;
+                harness.finish().await;
+                if let Err(e) = result {
+                    std::panic::resume_unwind(e.into_panic());
+                }
             }
         )*
     };
 }
 pub(crate) use contract_suite;
+
+/// Stores for one case, and what to clean up after it.
+pub struct Harness {
+    pub stores: Stores,
+    database: Option<service_kit::database::TestDatabase>,
+}
+
+impl Harness {
+    pub async fn memory(max: usize) -> Option<Self> {
+        Some(Self {
+            stores: Stores {
+                sessions: Arc::new(super::memory::MemorySessions::new(max)),
+                items: Arc::new(super::memory::MemoryItems::new(max)),
+            },
+            database: None,
+        })
+    }
+
+    /// Stores on a PostgreSQL database of the case's own, migrated.
+    pub async fn postgres(max: usize) -> Option<Self> {
+        let database = service_kit::database::TestDatabase::create().await?;
+        let pool = service_kit::database::connect(database.url(), super::postgres::SCHEMA, 8)
+            .await
+            .expect("the test database answers");
+        super::postgres::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("the test database accepts the migrations");
+        Some(Self {
+            stores: super::postgres::stores(pool, "a test secret", max, max),
+            database: Some(database),
+        })
+    }
+
+    pub async fn finish(self) {
+        drop(self.stores);
+        if let Some(db) = self.database {
+            db.drop_now().await;
+        }
+    }
+}
 
 fn key(id: &str) -> SessionKey {
     SessionKey::new(id.to_owned())

@@ -194,8 +194,5 @@ impl ItemStore for MemoryItems {
 
 #[cfg(test)]
 mod tests {
-    super::super::contract::contract_suite!(|max| super::super::Stores {
-        sessions: std::sync::Arc::new(super::MemorySessions::new(max)),
-        items: std::sync::Arc::new(super::MemoryItems::new(max)),
-    });
+    super::super::contract::contract_suite!(super::super::contract::Harness::memory);
 }

@@ -17,6 +17,7 @@ use crate::domain::session::{HeldTokens, SessionKey};
 #[cfg(test)]
 pub mod contract;
 pub mod memory;
+pub mod postgres;
 
 /// Why a store could not answer. Both are temporary: 503 with `Retry-After` in each protocol's
 /// format (a JSON-RPC error, the `/api` JSON error).

@@ -45,6 +45,9 @@ pub struct Stores {
     pub grants: Arc<dyn GrantStore>,
     pub consents: Arc<dyn ConsentStore>,
     pub sign_ins: Arc<dyn SignInThrottle>,
+    /// Signing keys shared by every instance; `None` when each instance keeps its own (in
+    /// memory, or the same `SIGNING_KEY_FILE` everywhere).
+    pub keys: Option<Arc<dyn KeyStore>>,
 }
 
 impl Stores {
@@ -55,6 +58,7 @@ impl Stores {
             grants: Arc::new(memory::MemoryGrants::new(max)),
             consents: Arc::new(memory::MemoryConsents::new(max)),
             sign_ins: Arc::new(memory::MemorySignIns::new(max, ThrottlePolicy::default())),
+            keys: None,
         }
     }
 }
@@ -196,4 +200,29 @@ pub trait SignInThrottle: Send + Sync {
     /// The attempt's check finished: its place is freed, and a success clears the counts.
     async fn finish(&self, keys: &[String], succeeded: bool) -> StoreResult<()>;
     async fn sweep(&self, now: u64) -> StoreResult<usize>;
+}
+
+/// A signing key as shared by every instance: its private half sealed (AES-256-GCM under a key
+/// derived from SECRET_KEY, the kid as associated data), and its schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// 1, 2, ...: the newest generation whose `sign_from` has come signs.
+    pub generation: u64,
+    pub kid: String,
+    pub sealed: Sealed,
+    pub sign_from: u64,
+    /// After this the key leaves the JWKS (None: not yet replaced).
+    pub retire_at: Option<u64>,
+}
+
+/// Signing keys shared by every instance, so that each publishes the same JWKS and verifies what
+/// another signed.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Every key not retired at `now`, newest generation first.
+    async fn load(&self, now: u64) -> StoreResult<Vec<StoredKey>>;
+    /// Adds `key` unless its generation exists: false when another instance published that
+    /// generation first (then load again). When `retire` names a generation, it is retired at
+    /// the given time in the same step.
+    async fn publish(&self, key: StoredKey, retire: Option<(u64, u64)>) -> StoreResult<bool>;
 }

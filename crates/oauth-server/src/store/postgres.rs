@@ -14,14 +14,17 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    ClientStore, ConsentStore, GrantSizes, GrantStore, Redeemed, Rotated, SignInThrottle,
-    StoreError, StoreResult, Stores,
+    ClientStore, ConsentStore, GrantSizes, GrantStore, KeyStore, Redeemed, Rotated, SignInThrottle,
+    StoreError, StoreResult, StoredKey, Stores,
 };
 use crate::domain::{
     Attempt, AuthCode, AuthMethod, Client, CodeChallenge, CodeCheck, CodeIssue, GrantType, Hash,
     RedirectUri, RefreshCheck, RefreshGrant, RotationIssue, Scope, Sealed, SignInCounter,
     ThrottlePolicy,
 };
+
+/// The schema of the authorization server's tables.
+pub const SCHEMA: &str = "oauth";
 
 /// The embedded migrations of the `oauth` schema.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -88,7 +91,8 @@ pub fn stores(pool: PgPool, max: usize) -> Stores {
         clients: shared.clone(),
         grants: shared.clone(),
         consents: shared.clone(),
-        sign_ins: shared,
+        sign_ins: shared.clone(),
+        keys: Some(shared),
     }
 }
 
@@ -226,6 +230,9 @@ impl ClientStore for Pg {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        if done.rows_affected() == 1 {
+            self.clients.removed();
+        }
         Ok(done.rows_affected() == 1)
     }
 
@@ -938,6 +945,70 @@ impl SignInThrottle for Pg {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() as usize)
+    }
+}
+
+#[async_trait]
+impl KeyStore for Pg {
+    async fn load(&self, now: u64) -> StoreResult<Vec<StoredKey>> {
+        let rows = sqlx::query(
+            "SELECT generation, kid, sealed_nonce, sealed_key, sign_from, retire_at \
+             FROM signing_keys WHERE retire_at IS NULL OR retire_at > $1 ORDER BY generation DESC",
+        )
+        .bind(secs(now))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in rows {
+            let nonce: Vec<u8> = row.try_get("sealed_nonce")?;
+            let Ok(nonce) = <[u8; 12]>::try_from(nonce.as_slice()) else {
+                continue;
+            };
+            keys.push(StoredKey {
+                generation: unsecs(row.try_get("generation")?),
+                kid: row.try_get("kid")?,
+                sealed: Sealed {
+                    nonce,
+                    ciphertext: row.try_get("sealed_key")?,
+                },
+                sign_from: unsecs(row.try_get("sign_from")?),
+                retire_at: row.try_get::<Option<i64>, _>("retire_at")?.map(unsecs),
+            });
+        }
+        Ok(keys)
+    }
+
+    async fn publish(&self, key: StoredKey, retire: Option<(u64, u64)>) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO signing_keys (generation, kid, sealed_nonce, sealed_key, sign_from, retire_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (generation) DO NOTHING",
+        )
+        .bind(secs(key.generation))
+        .bind(&key.kid)
+        .bind(&key.sealed.nonce[..])
+        .bind(&key.sealed.ciphertext)
+        .bind(secs(key.sign_from))
+        .bind(key.retire_at.map(secs))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if let Some((generation, at)) = retire {
+            sqlx::query("UPDATE signing_keys SET retire_at = $2 WHERE generation = $1")
+                .bind(secs(generation))
+                .bind(secs(at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Keys retired long ago are of no use to anyone.
+        sqlx::query("DELETE FROM signing_keys WHERE retire_at IS NOT NULL AND retire_at < $1")
+            .bind(secs(key.sign_from.saturating_sub(7 * 24 * 3600)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

@@ -1,0 +1,425 @@
+//! The PostgreSQL stores (`DATABASE_URL`): sessions and items in the schema `mcp`, shared by any
+//! number of instances. A session binds to its first principal in one conditional `UPDATE`; the
+//! tokens `oauth_authenticate` holds for it are sealed under a key derived from SECRET_KEY; an
+//! item is created only if its owner's count, raised in the same transaction, stays within the
+//! bound. A binding never changes, so each instance remembers the bindings it saw for a minute
+//! and a tools/call in a known session costs no round trip.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use service_kit::database::{ApproxCount, try_advisory_xact_lock, with_retry};
+use service_kit::sealing::{Sealed, open, seal};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+
+use super::{Admission, ItemChange, ItemStore, SessionStore, StoreError, StoreResult, Stores};
+use crate::domain::item::Item;
+use crate::domain::session::{HeldTokens, SessionKey};
+
+/// The schema of the MCP server's tables.
+pub const SCHEMA: &str = "mcp";
+
+/// The embedded migrations of the `mcp` schema.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What sealing a session's held tokens is for (HKDF's info).
+const HELD_SEAL: &str = "mcp-held-tokens";
+/// The advisory lock of the session sweeper.
+const SWEEP_LOCK: i64 = 0x6d63_7073_7701;
+/// How long a remembered binding saves the round trip (and how often `last_seen` is written).
+const BINDING_CACHE_SECS: u64 = 60;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+fn secs(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Connects, applies the migrations, and returns the stores.
+pub async fn connect(
+    url: &str,
+    schema: &str,
+    max_connections: u32,
+    secret: &str,
+    max_sessions: usize,
+) -> anyhow::Result<(Stores, PgPool)> {
+    let pool = service_kit::database::connect(url, schema, max_connections).await?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("migrating the {schema} schema failed: {e}"))?;
+    let max_subjects = super::memory::MAX_SUBJECTS;
+    Ok((
+        stores(pool.clone(), secret, max_sessions, max_subjects),
+        pool,
+    ))
+}
+
+/// The stores on a migrated pool: at most `max_sessions` sessions, and items of at most
+/// `max_subjects` users.
+pub fn stores(pool: PgPool, secret: &str, max_sessions: usize, max_subjects: usize) -> Stores {
+    Stores {
+        sessions: Arc::new(PgSessions {
+            pool: pool.clone(),
+            secret: secret.to_owned(),
+            max: max_sessions,
+            count: ApproxCount::default(),
+            bindings: DashMap::new(),
+        }),
+        items: Arc::new(PgItems {
+            pool,
+            max_subjects,
+            subjects: ApproxCount::default(),
+        }),
+    }
+}
+
+pub struct PgSessions {
+    pool: PgPool,
+    secret: String,
+    max: usize,
+    count: ApproxCount,
+    /// Bindings seen lately: session -> (subject, when it was last written).
+    bindings: DashMap<SessionKey, (String, u64)>,
+}
+
+impl PgSessions {
+    fn remember(&self, key: &SessionKey, subject: &str, now: u64) {
+        if self.bindings.len() >= self.max.max(1024) {
+            self.bindings.clear();
+        }
+        self.bindings.insert(key.clone(), (subject.to_owned(), now));
+    }
+
+    fn seal(&self, key: &SessionKey, tokens: &HeldTokens) -> StoreResult<Sealed> {
+        let plain =
+            serde_json::to_vec(tokens).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(seal(&self.secret, HELD_SEAL, key.0.as_bytes(), &plain))
+    }
+
+    fn open(&self, key: &SessionKey, row: &PgRow) -> StoreResult<Option<HeldTokens>> {
+        let nonce: Option<Vec<u8>> = row.try_get("held_nonce")?;
+        let sealed: Option<Vec<u8>> = row.try_get("held_sealed")?;
+        let (Some(nonce), Some(ciphertext)) = (nonce, sealed) else {
+            return Ok(None);
+        };
+        let Ok(nonce) = <[u8; 12]>::try_from(nonce.as_slice()) else {
+            return Ok(None);
+        };
+        let plain = open(
+            &self.secret,
+            HELD_SEAL,
+            key.0.as_bytes(),
+            &Sealed { nonce, ciphertext },
+        );
+        // Sealed under another SECRET_KEY: as if nothing were held (the session authenticates
+        // again).
+        Ok(plain.and_then(|p| serde_json::from_slice(&p).ok()))
+    }
+}
+
+#[async_trait]
+impl SessionStore for PgSessions {
+    async fn open(&self, key: &SessionKey, subject: Option<&str>, now: u64) -> StoreResult<()> {
+        let query = "SELECT count(*) FROM sessions";
+        if self.count.get(&self.pool, query, wall_clock()).await? >= self.max {
+            return Err(StoreError::Full("session"));
+        }
+        sqlx::query(
+            "INSERT INTO sessions (id, subject, last_seen) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&*key.0)
+        .bind(subject)
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await?;
+        self.count.added();
+        if let Some(s) = subject {
+            self.remember(key, s, now);
+        }
+        Ok(())
+    }
+
+    async fn admit(
+        &self,
+        key: &SessionKey,
+        subject: Option<&str>,
+        now: u64,
+    ) -> StoreResult<Admission> {
+        if let Some(s) = subject
+            && let Some(seen) = self.bindings.get(key)
+            && seen.0 == s
+            && now < seen.1 + BINDING_CACHE_SECS
+        {
+            return Ok(Admission::Admitted);
+        }
+        // Binds an unbound session to `subject` in the same statement that reads it.
+        let bound: Option<Option<String>> = sqlx::query_scalar(
+            "UPDATE sessions SET subject = COALESCE(subject, $2), last_seen = $3 \
+             WHERE id = $1 RETURNING subject",
+        )
+        .bind(&*key.0)
+        .bind(subject)
+        .bind(secs(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match bound {
+            None => Admission::Unknown,
+            Some(bound) if bound.as_deref() == subject => {
+                if let Some(s) = subject {
+                    self.remember(key, s, now);
+                }
+                Admission::Admitted
+            }
+            Some(_) => Admission::Mismatch,
+        })
+    }
+
+    async fn hold(&self, key: &SessionKey, tokens: HeldTokens, now: u64) -> StoreResult<Admission> {
+        let subject = tokens.principal.subject.clone();
+        let sealed = self.seal(key, &tokens)?;
+        let bound: Option<Option<String>> = sqlx::query_scalar(
+            "INSERT INTO sessions AS s (id, subject, held_nonce, held_sealed, last_seen) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET held_nonce = excluded.held_nonce, \
+             held_sealed = excluded.held_sealed, subject = excluded.subject, \
+             last_seen = excluded.last_seen \
+             WHERE s.subject IS NULL OR s.subject = excluded.subject RETURNING s.subject",
+        )
+        .bind(&*key.0)
+        .bind(&subject)
+        .bind(&sealed.nonce[..])
+        .bind(&sealed.ciphertext)
+        .bind(secs(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match bound {
+            Some(_) => {
+                self.remember(key, &subject, now);
+                Admission::Admitted
+            }
+            None => Admission::Mismatch,
+        })
+    }
+
+    async fn held(&self, key: &SessionKey) -> StoreResult<Option<HeldTokens>> {
+        let row = sqlx::query("SELECT held_nonce, held_sealed FROM sessions WHERE id = $1")
+            .bind(&*key.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => self.open(key, &row),
+            None => Ok(None),
+        }
+    }
+
+    async fn exists(&self, key: &SessionKey) -> StoreResult<bool> {
+        Ok(sqlx::query("SELECT 1 FROM sessions WHERE id = $1")
+            .bind(&*key.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    async fn close(&self, key: &SessionKey) -> StoreResult<()> {
+        self.bindings.remove(key);
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(&*key.0)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() > 0 {
+            self.count.removed();
+        }
+        Ok(())
+    }
+
+    async fn sweep(&self, idle_before: u64) -> StoreResult<usize> {
+        let now = wall_clock();
+        self.bindings
+            .retain(|_, (_, at)| now < *at + BINDING_CACHE_SECS);
+        let mut tx = self.pool.begin().await?;
+        if !try_advisory_xact_lock(&mut tx, SWEEP_LOCK).await? {
+            return Ok(0);
+        }
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM sessions WHERE id IN \
+                 (SELECT id FROM sessions WHERE last_seen < $1 LIMIT 1000)",
+            )
+            .bind(secs(idle_before))
+            .execute(&mut *tx)
+            .await?;
+            total += done.rows_affected() as usize;
+            if done.rows_affected() < 1000 {
+                break;
+            }
+        }
+        tx.commit().await?;
+        self.count.invalidate();
+        Ok(total)
+    }
+
+    async fn count(&self) -> StoreResult<usize> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as usize)
+    }
+}
+
+pub struct PgItems {
+    pool: PgPool,
+    max_subjects: usize,
+    subjects: ApproxCount,
+}
+
+fn item_of(row: &PgRow) -> Result<Item, sqlx::Error> {
+    Ok(Item {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        value: row.try_get("value")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl ItemStore for PgItems {
+    async fn list(&self, subject: &str) -> StoreResult<Vec<Item>> {
+        let rows = sqlx::query(
+            "SELECT id, name, value, created_at, updated_at FROM items WHERE subject = $1 \
+             ORDER BY seq",
+        )
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(item_of).collect::<Result<_, _>>()?)
+    }
+
+    async fn create(&self, subject: &str, item: Item, max_per_subject: usize) -> StoreResult<bool> {
+        let known = sqlx::query("SELECT 1 FROM subject_counts WHERE subject = $1")
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        if !known {
+            let query = "SELECT count(*) FROM subject_counts";
+            if self.subjects.get(&self.pool, query, wall_clock()).await? >= self.max_subjects {
+                return Err(StoreError::Full("data item"));
+            }
+        }
+        let max = i32::try_from(max_per_subject).unwrap_or(i32::MAX);
+        let created = with_retry(|| async {
+            let mut tx = self.pool.begin().await?;
+            // The count rises only while it is below the bound, in one statement: two racing
+            // creates cannot both take the last place.
+            let counted: Option<i32> = sqlx::query_scalar(
+                "INSERT INTO subject_counts AS c (subject, items) VALUES ($1, 1) \
+                 ON CONFLICT (subject) DO UPDATE SET items = c.items + 1 WHERE c.items < $2 \
+                 RETURNING items",
+            )
+            .bind(subject)
+            .bind(max)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if counted.is_none_or(|n| n > max) {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO items (id, subject, name, value, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&item.id)
+            .bind(subject)
+            .bind(&item.name)
+            .bind(item.value)
+            .bind(&item.created_at)
+            .bind(&item.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await?;
+        if created && !known {
+            self.subjects.added();
+        }
+        Ok(created)
+    }
+
+    async fn update(
+        &self,
+        subject: &str,
+        id: &str,
+        change: ItemChange,
+    ) -> StoreResult<Option<Item>> {
+        let row = sqlx::query(
+            "UPDATE items SET name = COALESCE($3, name), value = COALESCE($4, value), \
+             updated_at = $5 WHERE subject = $1 AND id = $2 \
+             RETURNING id, name, value, created_at, updated_at",
+        )
+        .bind(subject)
+        .bind(id)
+        .bind(change.name)
+        .bind(change.value)
+        .bind(change.updated_at)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| item_of(&r)).transpose()?)
+    }
+
+    async fn delete(&self, subject: &str, id: &str) -> StoreResult<bool> {
+        let deleted = with_retry(|| async {
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query("DELETE FROM items WHERE subject = $1 AND id = $2")
+                .bind(subject)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE subject_counts SET items = items - 1 WHERE subject = $1")
+                .bind(subject)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM subject_counts WHERE subject = $1 AND items <= 0")
+                .bind(subject)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await?;
+        if deleted {
+            self.subjects.invalidate();
+        }
+        Ok(deleted)
+    }
+
+    async fn count(&self) -> StoreResult<usize> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    super::super::contract::contract_suite!(super::super::contract::Harness::postgres);
+}
