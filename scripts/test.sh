@@ -12,6 +12,10 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The HTTP and end-to-end suites once more, every store on PostgreSQL (the store contract suites
+# already ran on both backends above).
+TEST_STORE=postgres cargo test -p oauth-server --test api
+TEST_STORE=postgres cargo test --test e2e
 
 # Real clients against the real servers, on ports of their own: first in demo mode, then with
 # sign-in and consent (DEMO_MODE=false), where headless Chromium fills the forms.

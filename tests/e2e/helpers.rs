@@ -30,6 +30,67 @@ pub struct TestApp {
     oauth_shutdown: CancellationToken,
     /// Stops the current MCP server alone (restart tests).
     mcp_shutdown: std::sync::Mutex<CancellationToken>,
+    /// With `TEST_STORE=postgres`: the database both services keep their state in.
+    pub database: Option<service_kit::database::TestDatabase>,
+}
+
+/// With `TEST_STORE=postgres`, a PostgreSQL database of the test's own for both services (every
+/// suite runs once per backend in `scripts/test.sh`).
+pub async fn test_database() -> Option<service_kit::database::TestDatabase> {
+    if std::env::var("TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    Some(
+        service_kit::database::TestDatabase::create()
+            .await
+            .expect("TEST_STORE=postgres needs a PostgreSQL at TEST_DATABASE_URL"),
+    )
+}
+
+/// The MCP server's state on the test's stores.
+pub async fn mcp_state(
+    config: &Config,
+    database: Option<&service_kit::database::TestDatabase>,
+) -> mcp_server::AppState {
+    match database {
+        None => mcp_server::AppState::new(config.clone()).unwrap(),
+        Some(db) => {
+            let (stores, _) = mcp_server::store::postgres::connect(
+                db.url(),
+                "mcp",
+                8,
+                config.secret_key.expose(),
+                config.mcp_max_sessions,
+            )
+            .await
+            .unwrap();
+            mcp_server::AppState::with_stores(config.clone(), stores).unwrap()
+        }
+    }
+}
+
+/// The OAuth server's state on the test's stores, signing with `keys`.
+pub async fn oauth_state(
+    config: &Config,
+    keys: KeySet,
+    database: Option<&service_kit::database::TestDatabase>,
+) -> oauth_server::AppState {
+    let stores = match database {
+        None => oauth_server::store::Stores::memory(config.store_max_entries),
+        Some(db) => {
+            let (mut stores, _) = oauth_server::store::postgres::connect(
+                db.url(),
+                "oauth",
+                8,
+                config.store_max_entries,
+            )
+            .await
+            .unwrap();
+            stores.keys = None;
+            stores
+        }
+    };
+    oauth_server::AppState::with_stores(config.clone(), keys, Arc::new(SystemClock), stores)
 }
 
 impl Drop for TestApp {
@@ -62,9 +123,9 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         SigningKey::from_pem(test_key_pem()).unwrap()
     };
     let keys = KeySet::new(key, vec![], config.issuer.clone());
-    let oauth_state =
-        oauth_server::AppState::with_parts(config.clone(), keys, Arc::new(SystemClock));
-    let mcp_state = mcp_server::AppState::new(config.clone()).unwrap();
+    let database = test_database().await;
+    let oauth_state = oauth_state(&config, keys, database.as_ref()).await;
+    let mcp_state = mcp_state(&config, database.as_ref()).await;
     let shutdown = CancellationToken::new();
     let oauth_shutdown = CancellationToken::new();
     tokio::spawn(oauth_server::serve(
@@ -86,6 +147,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         shutdown,
         oauth_shutdown,
         mcp_shutdown: std::sync::Mutex::new(mcp_shutdown),
+        database,
     }
 }
 
@@ -149,7 +211,7 @@ impl TestApp {
             }
         };
         let fresh = CancellationToken::new();
-        let state = mcp_server::AppState::new(self.config.clone()).unwrap();
+        let state = mcp_state(&self.config, self.database.as_ref()).await;
         tokio::spawn(mcp_server::serve(
             listener,
             state,

@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod hardening;
 mod helpers;
+mod instances;
 mod launcher;
 mod shortcuts;
 mod sse;

@@ -151,11 +151,12 @@ impl ApproxCount {
 }
 
 /// A database of a test's own, on the PostgreSQL of `TEST_DATABASE_URL` (default
-/// `postgres://postgres@127.0.0.1:5432/postgres`): created empty, dropped by [`Self::drop_now`].
-/// It never touches another database. Without a server it is `None`, unless
-/// `TEST_REQUIRE_DATABASE=1` (set in CI), which makes a missing server a failure, not a skip.
+/// `postgres://postgres@127.0.0.1:5432/postgres`): created empty, dropped when this value is
+/// dropped (also when the test panics). It never touches another database. Without a server it
+/// is `None`, unless `TEST_REQUIRE_DATABASE=1` (set in CI), which makes a missing server a
+/// failure, not a skip.
 pub struct TestDatabase {
-    admin: PgPool,
+    admin: PgConnectOptions,
     name: String,
     url: String,
 }
@@ -165,17 +166,13 @@ impl TestDatabase {
         let base = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
         let required = std::env::var("TEST_REQUIRE_DATABASE").is_ok_and(|v| v == "1");
-        let options: PgConnectOptions = base.parse().expect("TEST_DATABASE_URL parses");
-        let admin = match PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone())
-            .await
-        {
-            Ok(pool) => pool,
+        let admin: PgConnectOptions = base.parse().expect("TEST_DATABASE_URL parses");
+        let mut conn = match admin.connect().await {
+            Ok(conn) => conn,
             Err(e) if !required => {
                 eprintln!(
-                    "skipped: no PostgreSQL at TEST_DATABASE_URL ({e}); set TEST_REQUIRE_DATABASE=1 to fail instead"
+                    "skipped: no PostgreSQL at TEST_DATABASE_URL ({e}); \
+                     TEST_REQUIRE_DATABASE=1 makes this a failure"
                 );
                 return None;
             }
@@ -188,10 +185,10 @@ impl TestDatabase {
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&admin)
+            .execute(&mut conn)
             .await
             .expect("a test database can be created");
-        let url = options.database(&name).to_url_lossy().to_string();
+        let url = admin.clone().database(&name).to_url_lossy().to_string();
         Some(Self { admin, name, url })
     }
 
@@ -199,16 +196,27 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+}
 
-    /// Drops the database, ending any connection still open to it.
-    pub async fn drop_now(self) {
-        let _ = sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ))
-        .execute(&self.admin)
-        .await;
-        self.admin.close().await;
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // On a thread and runtime of its own: the test's runtime may be ending.
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = admin.connect().await {
+                    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = sqlx::query(&drop).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
     }
 }
 

@@ -94,9 +94,7 @@ impl Harness {
 
     pub async fn finish(self) {
         drop(self.stores);
-        if let Some(db) = self.database {
-            db.drop_now().await;
-        }
+        drop(self.database);
     }
 }
 

@@ -25,12 +25,38 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<ManualClock>,
     shutdown: CancellationToken,
+    /// The database of this test, with `TEST_STORE=postgres` (dropped with the app).
+    _database: Option<service_kit::database::TestDatabase>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The stores of a test: in memory, or with `TEST_STORE=postgres` on a PostgreSQL database of
+/// its own (every suite runs once per backend in `scripts/test.sh`).
+pub async fn test_stores(
+    max: usize,
+) -> (
+    oauth_server::store::Stores,
+    Option<service_kit::database::TestDatabase>,
+) {
+    if std::env::var("TEST_STORE").as_deref() != Ok("postgres") {
+        return (oauth_server::store::Stores::memory(max), None);
+    }
+    // The suite was asked to run on PostgreSQL: without one it fails rather than passing on
+    // memory.
+    let db = service_kit::database::TestDatabase::create()
+        .await
+        .expect("TEST_STORE=postgres needs a PostgreSQL at TEST_DATABASE_URL");
+    let (mut stores, _) = oauth_server::store::postgres::connect(db.url(), "oauth", 8, max)
+        .await
+        .expect("the test database accepts the migrations");
+    // These tests sign with one fixed key, as in memory.
+    stores.keys = None;
+    (stores, Some(db))
 }
 
 /// A client registered for the tests.
@@ -73,7 +99,8 @@ async fn spawn_inner(adjust: impl FnOnce(&mut Config), with_alice: bool) -> Test
         config.issuer.clone(),
     );
     let clock = Arc::new(ManualClock::new(1_800_000_000));
-    let mut state = AppState::with_parts(config, keys, clock.clone());
+    let (stores, database) = test_stores(config.store_max_entries).await;
+    let mut state = AppState::with_stores(config, keys, clock.clone(), stores);
     if with_alice {
         state.users = Arc::new(oauth_server::service::signin::Users::from_list(vec![
             oauth_server::service::signin::User {
@@ -99,6 +126,7 @@ async fn spawn_inner(adjust: impl FnOnce(&mut Config), with_alice: bool) -> Test
         state,
         clock,
         shutdown,
+        _database: database,
     }
 }
 

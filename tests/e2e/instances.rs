@@ -1,0 +1,534 @@
+//! Two instances of each service on one PostgreSQL database, as behind a load balancer: what
+//! must hold across instances (a code redeemed on both at once, one refresh token presented to
+//! both, sign-in guesses spread over both, registrations, consents, items, sessions), and a
+//! restart of every instance that loses nothing. Each test has a database of its own; without a
+//! PostgreSQL these are skipped, except in CI (`TEST_REQUIRE_DATABASE=1`), where they fail.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use service_kit::database::TestDatabase;
+use shared_config::Config;
+use tokio_util::sync::CancellationToken;
+
+use oauth_server::domain::pkce::challenge_for;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const REDIRECT: &str = "http://127.0.0.1:8080/callback";
+
+/// Two OAuth servers and two MCP servers on one database. The issuer and the MCP server's URL
+/// name the first of each, as a balancer's address would.
+struct Pair {
+    oauth: [String; 2],
+    mcp: [String; 2],
+    http: reqwest::Client,
+    config: Config,
+    stop: CancellationToken,
+    db: Arc<TestDatabase>,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A listener on `url`'s port (a restarted instance keeps its address), or on a new one.
+async fn listener(url: Option<&String>) -> (tokio::net::TcpListener, String) {
+    let addr = url.map_or("127.0.0.1:0".to_owned(), |u| {
+        u.trim_start_matches("http://").to_owned()
+    });
+    for _ in 0..100 {
+        if let Ok(l) = tokio::net::TcpListener::bind(&addr).await {
+            let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+            return (l, url);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{addr} did not come free");
+}
+
+impl Pair {
+    async fn spawn(adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        let db = Arc::new(TestDatabase::create().await?);
+        let mut config = Config::demo_defaults();
+        adjust(&mut config);
+        Some(Self::start(db, config, None).await)
+    }
+
+    /// Starts every instance on `db` (again, on the same addresses, after a restart).
+    async fn start(db: Arc<TestDatabase>, mut config: Config, again: Option<[String; 4]>) -> Self {
+        let at = |i: usize| again.as_ref().map(|a| &a[i]);
+        let (oa, oa_url) = listener(at(0)).await;
+        let (ob, ob_url) = listener(at(1)).await;
+        let (ma, ma_url) = listener(at(2)).await;
+        let (mb, mb_url) = listener(at(3)).await;
+        config.issuer = oa_url.clone();
+        config.mcp_url = ma_url.clone();
+        config.resources = vec![url::Url::parse(&ma_url).unwrap()];
+        config.database_url = Some(shared_config::Secret::new(db.url()));
+        config.rate_limits = shared_config::RateLimits {
+            per_address: 0,
+            per_client: 0,
+            register_per_address: 0,
+            mcp_per_subject: 0,
+        };
+        let stop = CancellationToken::new();
+        for listener in [oa, ob] {
+            // Each instance on its own pool, with the signing keys from the database.
+            let state = oauth_server::AppState::connect(config.clone())
+                .await
+                .unwrap();
+            tokio::spawn(oauth_server::serve(
+                listener,
+                state,
+                stop.clone().cancelled_owned(),
+            ));
+        }
+        for listener in [ma, mb] {
+            let state = mcp_server::AppState::connect(config.clone()).await.unwrap();
+            tokio::spawn(mcp_server::serve(
+                listener,
+                state,
+                stop.clone().cancelled_owned(),
+            ));
+        }
+        Self {
+            oauth: [oa_url, ob_url],
+            mcp: [ma_url, mb_url],
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            config,
+            stop,
+            db,
+        }
+    }
+
+    /// Stops every instance and starts new ones on the same database.
+    async fn restart(self) -> Self {
+        self.stop.cancel();
+        let (db, config) = (Arc::clone(&self.db), self.config.clone());
+        let urls = [
+            self.oauth[0].clone(),
+            self.oauth[1].clone(),
+            self.mcp[0].clone(),
+            self.mcp[1].clone(),
+        ];
+        drop(self);
+        Self::start(db, config, Some(urls)).await
+    }
+
+    async fn register(&self, on: usize, body: Value) -> Value {
+        let res = self
+            .http
+            .post(format!("{}/oauth/register", self.oauth[on]))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json().await.unwrap()
+    }
+
+    async fn token(&self, on: usize, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(format!("{}/oauth/token", self.oauth[on]))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json().await.unwrap())
+    }
+
+    /// A public code client registered on instance 0.
+    async fn code_client(&self) -> String {
+        let c = self
+            .register(
+                0,
+                json!({"client_name": "pair", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+                       "grant_types": ["authorization_code", "refresh_token"]}),
+            )
+            .await;
+        c["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// An authorization code from instance `on` (demo mode approves at once).
+    async fn code(&self, on: usize, client: &str) -> String {
+        let res = self
+            .http
+            .get(format!("{}/oauth/authorize", self.oauth[on]))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", client),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", &challenge_for(VERIFIER)),
+                ("code_challenge_method", "S256"),
+                ("scope", "read write"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FOUND);
+        let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+        location
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned()
+    }
+
+    fn exchange<'a>(&self, client: &'a str, code: &'a str) -> Vec<(&'static str, String)> {
+        vec![
+            ("grant_type", "authorization_code".into()),
+            ("code", code.into()),
+            ("redirect_uri", REDIRECT.into()),
+            ("client_id", client.into()),
+            ("code_verifier", VERIFIER.into()),
+        ]
+    }
+
+    async fn api(&self, on: usize, token: &str) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .get(format!("{}/api/data", self.mcp[on]))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn form<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn a_code_redeemed_on_two_instances_at_once_gives_one_token_response() {
+    let Some(pair) = Pair::spawn(|_| {}).await else {
+        return;
+    };
+    let pair = Arc::new(pair);
+    let client = pair.code_client().await;
+    for _ in 0..5 {
+        let code = pair.code(1, &client).await;
+        let tasks: Vec<_> = (0..2)
+            .map(|on| {
+                let (pair, client, code) = (pair.clone(), client.clone(), code.clone());
+                tokio::spawn(async move {
+                    let f = pair.exchange(&client, &code);
+                    pair.token(on, &form(&f)).await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let ok: Vec<_> = answers
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::OK)
+            .collect();
+        assert_eq!(ok.len(), 1, "exactly one token response: {answers:?}");
+        let refused = answers.iter().find(|(s, _)| *s != StatusCode::OK).unwrap();
+        assert_eq!(refused.1["error"], "invalid_grant", "{refused:?}");
+        // The replay revoked what the winner got: its refresh token is dead on both instances.
+        let refresh = ok[0].1["refresh_token"].as_str().unwrap().to_owned();
+        for on in 0..2 {
+            let (status, body) = pair
+                .token(
+                    on,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", &refresh),
+                        ("client_id", &client),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_refresh_token_presented_to_both_instances_rotates_once() {
+    let Some(pair) = Pair::spawn(|_| {}).await else {
+        return;
+    };
+    let pair = Arc::new(pair);
+    let client = pair.code_client().await;
+    let code = pair.code(0, &client).await;
+    let (status, tokens) = pair.token(0, &form(&pair.exchange(&client, &code))).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (pair, client, refresh) = (pair.clone(), client.clone(), refresh.clone());
+            tokio::spawn(async move {
+                pair.token(
+                    i % 2,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", &refresh),
+                        ("client_id", &client),
+                    ],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "every presentation within the grace window: {body}"
+        );
+        answers.push(body);
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "one rotation, the same answer on both instances"
+    );
+    // The successor works on either instance, and its access token on either MCP server.
+    let access = answers[0]["access_token"].as_str().unwrap();
+    for on in 0..2 {
+        assert_eq!(pair.api(on, access).await.0, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn sign_in_guesses_spread_over_instances_are_throttled_as_one() {
+    let users = tempfile_users();
+    let Some(pair) = Pair::spawn(|c| {
+        c.demo_mode = false;
+        c.users_file = Some(users.clone());
+        c.mcp_auth_required = true;
+    })
+    .await
+    else {
+        return;
+    };
+    let pair = Arc::new(pair);
+    let client = pair.code_client().await;
+    // The sign-in page of each instance, with its own CSRF cookie.
+    let mut forms = Vec::new();
+    for on in 0..2 {
+        let res = pair
+            .http
+            .get(format!("{}/oauth/authorize", pair.oauth[on]))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", client.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", &challenge_for(VERIFIER)),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let html = res.text().await.unwrap();
+        forms.push((field(&html, "request"), field(&html, "csrf"), cookie));
+    }
+    let forms = Arc::new(forms);
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (pair, forms) = (pair.clone(), forms.clone());
+            tokio::spawn(async move {
+                let (request, csrf, cookie) = &forms[i % 2];
+                pair.http
+                    .post(format!("{}/oauth/signin", pair.oauth[i % 2]))
+                    .header("cookie", cookie)
+                    .form(&[
+                        ("request", request.as_str()),
+                        ("csrf", csrf.as_str()),
+                        ("username", "alice"),
+                        ("password", "not the password"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        checked, 3,
+        "the free tries across both instances, and no more"
+    );
+}
+
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap() + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end]
+        .replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+}
+
+fn tempfile_users() -> std::path::PathBuf {
+    let hash = oauth_server::service::signin::hash_password("correct horse battery").unwrap();
+    let path = std::env::temp_dir().join(format!(
+        "users-{}-{}.json",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::write(
+        &path,
+        json!([{"username": "alice", "name": "Alice", "email": "alice@example.com", "password_hash": hash}]).to_string(),
+    )
+    .unwrap();
+    path
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish()
+}
+
+#[tokio::test]
+async fn a_restart_of_every_instance_loses_nothing() {
+    let Some(pair) = Pair::spawn(|_| {}).await else {
+        return;
+    };
+    let client = pair.code_client().await;
+    let code = pair.code(0, &client).await;
+    let (_, tokens) = pair.token(1, &form(&pair.exchange(&client, &code))).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let created = pair
+        .http
+        .post(format!("{}/api/data", pair.mcp[1]))
+        .bearer_auth(&access)
+        .json(&json!({"name": "kept", "value": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let jwks_before: Value = pair
+        .http
+        .get(format!("{}/.well-known/jwks.json", pair.oauth[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let pair = pair.restart().await;
+
+    let jwks_after: Value = pair
+        .http
+        .get(format!("{}/.well-known/jwks.json", pair.oauth[1]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks_before, jwks_after,
+        "the same signing keys after the restart"
+    );
+    // The old access token still verifies, and the item is still there, on either instance.
+    for on in 0..2 {
+        let (status, list) = pair.api(on, &access).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["items"][0]["name"], "kept");
+    }
+    // The client is still registered and its refresh token still rotates.
+    let (status, body) = pair
+        .token(
+            1,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", &client),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let code = pair.code(1, &client).await;
+    let (status, _) = pair.token(0, &form(&pair.exchange(&client, &code))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_session_bound_on_one_mcp_instance_is_bound_on_the_other() {
+    let Some(pair) = Pair::spawn(|_| {}).await else {
+        return;
+    };
+    let token = |sub: &'static str| {
+        let pair = &pair;
+        async move {
+            let reg = pair
+                .register(0, json!({"client_name": sub, "grant_types": ["client_credentials"], "scope": "read write"}))
+                .await;
+            let (status, body) = pair
+                .token(
+                    0,
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", reg["client_id"].as_str().unwrap()),
+                        ("client_secret", reg["client_secret"].as_str().unwrap()),
+                    ],
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (alice, mallory) = (token("alice").await, token("mallory").await);
+    // A JSON-shortcut session opened on instance 0 by alice...
+    let res = pair
+        .http
+        .post(format!("{}/mcp/v1/initialize", pair.mcp[0]))
+        .bearer_auth(&alice)
+        .json(&json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let session = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    // ...is alice's on instance 1 too: mallory's token on it gets 404 there.
+    let res = pair
+        .http
+        .post(format!("{}/mcp/v1/tools/list", pair.mcp[1]))
+        .bearer_auth(&mallory)
+        .header("mcp-session-id", &session)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
