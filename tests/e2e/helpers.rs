@@ -59,7 +59,7 @@ pub async fn mcp_state(
                 db.url(),
                 "mcp",
                 8,
-                config.secret_key.expose(),
+                &[config.secret_key.expose()],
                 config.mcp_max_sessions,
             )
             .await

@@ -48,7 +48,7 @@ pub async fn migrate(config: &shared_config::Config) -> anyhow::Result<()> {
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set: there is nothing to migrate"))?;
     let (_, pool) =
-        store::postgres::connect(url.expose(), store::postgres::SCHEMA, 1, "", 1).await?;
+        store::postgres::connect(url.expose(), store::postgres::SCHEMA, 1, &[], 1).await?;
     pool.close().await;
     Ok(())
 }

@@ -90,11 +90,15 @@ impl AppState {
         let Some(url) = config.database_url.clone() else {
             return Self::new(config);
         };
+        let secrets: Vec<&str> = std::iter::once(&config.secret_key)
+            .chain(&config.secret_key_previous)
+            .map(|s| s.expose())
+            .collect();
         let (stores, _) = crate::store::postgres::connect(
             url.expose(),
             crate::store::postgres::SCHEMA,
             config.database_max_connections,
-            config.secret_key.expose(),
+            &secrets,
             config.mcp_max_sessions,
         )
         .await?;

@@ -476,6 +476,8 @@ fn decode_pem(pem: &str) -> anyhow::Result<(String, Vec<u8>)> {
 pub struct SharedKeys {
     store: Arc<dyn KeyStore>,
     secret: String,
+    /// SECRET_KEY_PREVIOUS: keys sealed under these still open.
+    previous: Vec<String>,
     es256: bool,
     /// Retired keys from RETIRED_SIGNING_KEY_FILES, kept as long as configured.
     configured: std::sync::Mutex<Vec<Arc<SigningKey>>>,
@@ -500,6 +502,11 @@ impl SharedKeys {
         Self {
             store,
             secret: config.secret_key.expose().to_owned(),
+            previous: config
+                .secret_key_previous
+                .iter()
+                .map(|s| s.expose().to_owned())
+                .collect(),
             es256: config.signing_alg == "ES256",
             configured: Default::default(),
             parsed: Default::default(),
@@ -535,8 +542,13 @@ impl SharedKeys {
         if let Some(k) = parsed.0.get(&stored.kid) {
             return Ok(Arc::clone(k));
         }
-        let pem = open(&self.secret, KEY_SEAL, stored.kid.as_bytes(), &stored.sealed)
-            .context("a stored signing key does not open with this SECRET_KEY (is it the same on every instance?)")?;
+        let pem = std::iter::once(&self.secret)
+            .chain(&self.previous)
+            .find_map(|secret| open(secret, KEY_SEAL, stored.kid.as_bytes(), &stored.sealed))
+            .context(
+                "a stored signing key opens with neither SECRET_KEY nor SECRET_KEY_PREVIOUS \
+                 (is SECRET_KEY the same on every instance?)",
+            )?;
         let key = Arc::new(SigningKey::from_pem(std::str::from_utf8(&pem)?)?);
         parsed.0.insert(stored.kid.clone(), Arc::clone(&key));
         Ok(key)

@@ -131,6 +131,9 @@ pub struct Config {
     pub mcp_url: String,
     /// SECRET_KEY: signs the browser session cookies; must be strong outside demo mode.
     pub secret_key: Secret,
+    /// SECRET_KEY_PREVIOUS: comma-separated keys that SECRET_KEY replaced; values sealed under
+    /// them (signing keys, a session's held tokens) still open while they are listed.
+    pub secret_key_previous: Vec<Secret>,
     /// DEMO_MODE: authorization requests are approved at once for the demo user.
     pub demo_mode: bool,
     /// DEMO_CLIENT_ID: the confidential client that exists from the start in demo mode.
@@ -314,6 +317,9 @@ impl Config {
             mcp_port,
             mcp_url,
             secret_key: Secret::new(get("SECRET_KEY").unwrap_or_else(|| DEFAULT_SECRET_KEY.into())),
+            secret_key_previous: get("SECRET_KEY_PREVIOUS")
+                .map(|v| split_list(&v).map(Secret::new).collect())
+                .unwrap_or_default(),
             demo_mode,
             demo_client_id: get("DEMO_CLIENT_ID").unwrap_or_else(|| "demo_client".into()),
             demo_client_secret: Secret::new(

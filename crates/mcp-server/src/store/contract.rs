@@ -75,7 +75,7 @@ impl Harness {
             .await
             .expect("the test database accepts the migrations");
         Some(Self {
-            stores: super::postgres::stores(pool, "a test secret", max, max),
+            stores: super::postgres::stores(pool, &["a test secret"], max, max),
             database: Some(database),
         })
     }

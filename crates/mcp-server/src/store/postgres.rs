@@ -52,7 +52,7 @@ pub async fn connect(
     url: &str,
     schema: &str,
     max_connections: u32,
-    secret: &str,
+    secrets: &[&str],
     max_sessions: usize,
 ) -> anyhow::Result<(Stores, PgPool)> {
     let pool = service_kit::database::connect(url, schema, max_connections).await?;
@@ -62,18 +62,18 @@ pub async fn connect(
         .map_err(|e| anyhow::anyhow!("migrating the {schema} schema failed: {e}"))?;
     let max_subjects = super::memory::MAX_SUBJECTS;
     Ok((
-        stores(pool.clone(), secret, max_sessions, max_subjects),
+        stores(pool.clone(), secrets, max_sessions, max_subjects),
         pool,
     ))
 }
 
 /// The stores on a migrated pool: at most `max_sessions` sessions, and items of at most
-/// `max_subjects` users.
-pub fn stores(pool: PgPool, secret: &str, max_sessions: usize, max_subjects: usize) -> Stores {
+/// `max_subjects` users; held tokens sealed under the first of `secrets`, opened with any.
+pub fn stores(pool: PgPool, secrets: &[&str], max_sessions: usize, max_subjects: usize) -> Stores {
     Stores {
         sessions: Arc::new(PgSessions {
             pool: pool.clone(),
-            secret: secret.to_owned(),
+            secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
             max: max_sessions,
             count: ApproxCount::default(),
             bindings: DashMap::new(),
@@ -88,7 +88,8 @@ pub fn stores(pool: PgPool, secret: &str, max_sessions: usize, max_subjects: usi
 
 pub struct PgSessions {
     pool: PgPool,
-    secret: String,
+    /// SECRET_KEY first, then SECRET_KEY_PREVIOUS: the first seals, any opens.
+    secrets: Vec<String>,
     max: usize,
     count: ApproxCount,
     /// Bindings seen lately: session -> (subject, when it was last written).
@@ -106,7 +107,8 @@ impl PgSessions {
     fn seal(&self, key: &SessionKey, tokens: &HeldTokens) -> StoreResult<Sealed> {
         let plain =
             serde_json::to_vec(tokens).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(seal(&self.secret, HELD_SEAL, key.0.as_bytes(), &plain))
+        let secret = self.secrets.first().map_or("", String::as_str);
+        Ok(seal(secret, HELD_SEAL, key.0.as_bytes(), &plain))
     }
 
     fn open(&self, key: &SessionKey, row: &PgRow) -> StoreResult<Option<HeldTokens>> {
@@ -118,12 +120,11 @@ impl PgSessions {
         let Ok(nonce) = <[u8; 12]>::try_from(nonce.as_slice()) else {
             return Ok(None);
         };
-        let plain = open(
-            &self.secret,
-            HELD_SEAL,
-            key.0.as_bytes(),
-            &Sealed { nonce, ciphertext },
-        );
+        let sealed = Sealed { nonce, ciphertext };
+        let plain = self
+            .secrets
+            .iter()
+            .find_map(|secret| open(secret, HELD_SEAL, key.0.as_bytes(), &sealed));
         // Sealed under another SECRET_KEY: as if nothing were held (the session authenticates
         // again).
         Ok(plain.and_then(|p| serde_json::from_slice(&p).ok()))
