@@ -17,10 +17,11 @@ python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
 command -v curl >/dev/null || apt_install curl
 [ -x /usr/bin/chromium ] || apt_install chromium
 
-# PostgreSQL: the one on 127.0.0.1:5432 when it answers; otherwise Debian's, started here.
+# PostgreSQL: the one on 127.0.0.1:5432 when it answers; otherwise Debian's, started here. The
+# database-fault tests run a cluster of their own, so the server binaries must be there too.
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 if ! pg_up; then
-  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then apt_install postgresql; fi
   if command -v pg_ctlcluster >/dev/null && [ -n "$(ls /etc/postgresql 2>/dev/null)" ]; then
     version=$(ls /etc/postgresql | sort -V | tail -1)
     pg_ctlcluster --skip-systemctl-redirect "$version" main start || true

@@ -532,3 +532,140 @@ async fn a_session_bound_on_one_mcp_instance_is_bound_on_the_other() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+impl Pair {
+    /// A JSON-RPC POST to the Streamable HTTP endpoint of MCP instance `on`.
+    async fn rpc(
+        &self,
+        on: usize,
+        session: Option<&str>,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/mcp/v1", self.mcp[on]))
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(s) = session {
+            req = req
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        crate::helpers::read_rpc(req.send().await.unwrap()).await
+    }
+
+    async fn machine_token(&self, name: &str) -> String {
+        let reg = self
+            .register(
+                0,
+                json!({"client_name": name, "grant_types": ["client_credentials"], "scope": "read write"}),
+            )
+            .await;
+        let (status, body) = self
+            .token(
+                1,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", reg["client_id"].as_str().unwrap()),
+                    ("client_secret", reg["client_secret"].as_str().unwrap()),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_streamable_http_session_continues_on_whichever_instance_gets_its_requests() {
+    let Some(pair) = Pair::spawn(|_| {}).await else {
+        return;
+    };
+    let token = pair.machine_token("alternating").await;
+    let (status, headers, body) = pair
+        .rpc(0, None, &token, crate::helpers::initialize(1, "2025-11-25"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let (status, _, _) = pair
+        .rpc(
+            1,
+            Some(&session),
+            &token,
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // Requests alternate between the instances, as a round-robin balancer sends them.
+    for (i, on) in [1, 0, 1, 0].into_iter().enumerate() {
+        let (status, _, body) = pair
+            .rpc(
+                on,
+                Some(&session),
+                &token,
+                json!({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
+                       "params": {"name": "create_data", "arguments": {"name": format!("n{i}"), "value": i}}}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "request {i} on instance {on}: {body}"
+        );
+        assert_eq!(
+            body["result"]["structuredContent"]["name"],
+            format!("n{i}"),
+            "{body}"
+        );
+    }
+    let (status, _, body) = pair
+        .rpc(
+            1,
+            Some(&session),
+            &token,
+            json!({"jsonrpc": "2.0", "id": 20, "method": "tools/call", "params": {"name": "get_data", "arguments": {}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"]["structuredContent"]["count"], 4);
+    // Another user's token on the session is refused on either instance.
+    let other = pair.machine_token("someone else").await;
+    for on in 0..2 {
+        let (status, _, _) = pair
+            .rpc(
+                on,
+                Some(&session),
+                &other,
+                json!({"jsonrpc": "2.0", "id": 30, "method": "tools/list"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "instance {on}");
+    }
+    // Closed on one instance, the session is gone on the other too.
+    let closed = pair
+        .http
+        .delete(format!("{}/mcp/v1", pair.mcp[1]))
+        .bearer_auth(&token)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(closed.status().is_success(), "{}", closed.status());
+    // Each instance remembers a binding it saw for a moment (BINDING_CACHE_SECS).
+    tokio::time::sleep(std::time::Duration::from_secs(
+        mcp_server::store::postgres::BINDING_CACHE_SECS + 1,
+    ))
+    .await;
+    let (status, _, _) = pair
+        .rpc(
+            0,
+            Some(&session),
+            &token,
+            json!({"jsonrpc": "2.0", "id": 40, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

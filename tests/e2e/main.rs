@@ -6,6 +6,7 @@
 mod adversarial;
 mod api;
 mod auth;
+mod database_faults;
 mod hardening;
 mod helpers;
 mod instances;

@@ -1,13 +1,16 @@
 -- The MCP server's state, in its own schema (the connection's search_path); times are Unix
 -- seconds.
 
--- MCP sessions: the principal each is bound to, and the tokens `oauth_authenticate` holds for
--- it, sealed under a key derived from SECRET_KEY.
+-- MCP sessions: the principal each is bound to, the tokens `oauth_authenticate` holds for it
+-- (sealed under a key derived from SECRET_KEY), and the transport's handshake.
 CREATE TABLE sessions (
     id text PRIMARY KEY,
     subject text,
     held_nonce bytea,
     held_sealed bytea,
+    -- rmcp's session state (the client's initialize parameters), so that another instance can
+    -- continue a Streamable HTTP session.
+    handshake text,
     last_seen bigint NOT NULL
 );
 CREATE INDEX sessions_last_seen ON sessions (last_seen);

@@ -73,6 +73,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The authorization server's metadata, served on this origin for 2025-03-26 clients.
     pub as_metadata: Arc<tokio::sync::RwLock<Option<(std::time::Instant, axum::body::Bytes)>>>,
+    /// The stores are shared with other instances (PostgreSQL): rmcp keeps its sessions there.
+    pub shared_sessions: bool,
     /// Cancelled at shutdown: ends open SSE streams and rmcp sessions.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -102,7 +104,9 @@ impl AppState {
             config.mcp_max_sessions,
         )
         .await?;
-        Self::with_stores(config, stores)
+        let mut state = Self::with_stores(config, stores)?;
+        state.shared_sessions = true;
+        Ok(state)
     }
 
     /// The state on given stores: two states on one set of stores behave as two instances of
@@ -152,6 +156,7 @@ impl AppState {
             sse: Arc::new(SseHub::default()),
             http,
             as_metadata: Default::default(),
+            shared_sessions: false,
             shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }

@@ -7,9 +7,12 @@
 //! rmcp's types stay inside this module.
 
 pub mod rpc;
+pub mod session_store;
 pub mod shortcuts;
 pub mod sse;
 pub mod tools;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -44,16 +47,23 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         "http://[::1]:*".to_owned(),
     ];
     allowed_origins.extend(config.mcp_allowed_origins.iter().cloned());
+    let mut rmcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed_hosts(state))
+        .with_allowed_origins(allowed_origins)
+        .with_max_request_body_bytes(config.max_body_bytes)
+        // Stateless (2026-07-28) answers as plain JSON unless a notification must precede them.
+        .with_json_response(true)
+        .with_cancellation_token(state.shutdown.child_token());
+    // With shared stores, a session opened on one instance continues on another.
+    if state.shared_sessions {
+        rmcp_config.session_store = Some(Arc::new(session_store::SharedSessions(
+            state.shared.sessions.clone(),
+        )));
+    }
     let service = StreamableHttpService::new(
         move || Ok(McpTools::new(shared.clone())),
         state.mcp_sessions.clone(),
-        StreamableHttpServerConfig::default()
-            .with_allowed_hosts(allowed_hosts(state))
-            .with_allowed_origins(allowed_origins)
-            .with_max_request_body_bytes(config.max_body_bytes)
-            // Stateless (2026-07-28) answers as plain JSON unless a notification must precede them.
-            .with_json_response(true)
-            .with_cancellation_token(state.shutdown.child_token()),
+        rmcp_config,
     );
     Router::new()
         .route(paths::MCP_SSE, get(sse::sse_get))
@@ -285,8 +295,16 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     if admission.is_err() {
         return unavailable();
     }
-    if admission == Ok(Admission::Mismatch) {
-        tracing::warn!(target: "audit", event = "session_principal_mismatch", outcome = "refused", "a session was used by another principal");
+    // With shared stores, a session closed or swept on another instance is gone here too, even
+    // while this instance's rmcp still holds it.
+    let gone = state.shared_sessions
+        && admission == Ok(Admission::Unknown)
+        && session.is_some()
+        && parts.uri.path() == paths::MCP;
+    if admission == Ok(Admission::Mismatch) || gone {
+        if !gone {
+            tracing::warn!(target: "audit", event = "session_principal_mismatch", outcome = "refused", "a session was used by another principal");
+        }
         return rpc::error_response(
             StatusCode::NOT_FOUND,
             None,

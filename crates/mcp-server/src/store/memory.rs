@@ -15,6 +15,7 @@ pub const MAX_SUBJECTS: usize = 100_000;
 struct Entry {
     subject: Option<String>,
     held: Option<HeldTokens>,
+    handshake: Option<String>,
     last_seen: u64,
 }
 
@@ -35,17 +36,19 @@ impl MemorySessions {
 #[async_trait]
 impl SessionStore for MemorySessions {
     async fn open(&self, key: &SessionKey, subject: Option<&str>, now: u64) -> StoreResult<()> {
-        if self.map.len() >= self.max {
+        if !self.map.contains_key(key) && self.map.len() >= self.max {
             return Err(StoreError::Full("session"));
         }
-        self.map.insert(
-            key.clone(),
-            Entry {
-                subject: subject.map(str::to_owned),
-                held: None,
-                last_seen: now,
-            },
-        );
+        let mut entry = self.map.entry(key.clone()).or_insert_with(|| Entry {
+            subject: None,
+            held: None,
+            handshake: None,
+            last_seen: now,
+        });
+        if entry.subject.is_none() {
+            entry.subject = subject.map(str::to_owned);
+        }
+        entry.last_seen = now;
         Ok(())
     }
 
@@ -78,6 +81,7 @@ impl SessionStore for MemorySessions {
         let mut entry = self.map.entry(key.clone()).or_insert_with(|| Entry {
             subject: None,
             held: None,
+            handshake: None,
             last_seen: now,
         });
         let subject = &tokens.principal.subject;
@@ -92,6 +96,24 @@ impl SessionStore for MemorySessions {
 
     async fn held(&self, key: &SessionKey) -> StoreResult<Option<HeldTokens>> {
         Ok(self.map.get(key).and_then(|e| e.held.clone()))
+    }
+
+    async fn put_handshake(&self, key: &SessionKey, handshake: &str, now: u64) -> StoreResult<()> {
+        if !self.map.contains_key(key) && self.map.len() >= self.max {
+            return Err(StoreError::Full("session"));
+        }
+        let mut entry = self.map.entry(key.clone()).or_insert_with(|| Entry {
+            subject: None,
+            held: None,
+            handshake: None,
+            last_seen: now,
+        });
+        entry.handshake = Some(handshake.to_owned());
+        Ok(())
+    }
+
+    async fn handshake(&self, key: &SessionKey) -> StoreResult<Option<String>> {
+        Ok(self.map.get(key).and_then(|e| e.handshake.clone()))
     }
 
     async fn exists(&self, key: &SessionKey) -> StoreResult<bool> {

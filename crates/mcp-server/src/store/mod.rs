@@ -79,6 +79,10 @@ pub trait SessionStore: Send + Sync {
     /// recorded); `Mismatch` if it belongs to someone else.
     async fn hold(&self, key: &SessionKey, tokens: HeldTokens, now: u64) -> StoreResult<Admission>;
     async fn held(&self, key: &SessionKey) -> StoreResult<Option<HeldTokens>>;
+    /// Keeps the transport's handshake (rmcp's session state, as JSON) with the session, so that
+    /// another instance can continue the session (a session not yet recorded is recorded).
+    async fn put_handshake(&self, key: &SessionKey, handshake: &str, now: u64) -> StoreResult<()>;
+    async fn handshake(&self, key: &SessionKey) -> StoreResult<Option<String>>;
     async fn exists(&self, key: &SessionKey) -> StoreResult<bool>;
     async fn close(&self, key: &SessionKey) -> StoreResult<()>;
     /// Forgets sessions not used since before `idle_before`; returns how many.

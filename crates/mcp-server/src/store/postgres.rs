@@ -2,8 +2,8 @@
 //! number of instances. A session binds to its first principal in one conditional `UPDATE`; the
 //! tokens `oauth_authenticate` holds for it are sealed under a key derived from SECRET_KEY; an
 //! item is created only if its owner's count, raised in the same transaction, stays within the
-//! bound. A binding never changes, so each instance remembers the bindings it saw for a minute
-//! and a tools/call in a known session costs no round trip.
+//! bound. A binding never changes, so each instance remembers the bindings it saw for
+//! [`BINDING_CACHE_SECS`], and most tools/calls in a known session cost no round trip.
 
 use std::sync::Arc;
 
@@ -28,8 +28,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const HELD_SEAL: &str = "mcp-held-tokens";
 /// The advisory lock of the session sweeper.
 const SWEEP_LOCK: i64 = 0x6d63_7073_7701;
-/// How long a remembered binding saves the round trip (and how often `last_seen` is written).
-const BINDING_CACHE_SECS: u64 = 60;
+/// How long a remembered binding saves the round trip (and how often `last_seen` is written): a
+/// session closed on one instance is refused by the others within this time.
+pub const BINDING_CACHE_SECS: u64 = 2;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -138,9 +139,11 @@ impl SessionStore for PgSessions {
         if self.count.get(&self.pool, query, wall_clock()).await? >= self.max {
             return Err(StoreError::Full("session"));
         }
+        // The handshake may have been recorded first: keep it, and never unbind.
         sqlx::query(
-            "INSERT INTO sessions (id, subject, last_seen) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO sessions AS s (id, subject, last_seen) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET subject = COALESCE(s.subject, excluded.subject), \
+             last_seen = excluded.last_seen",
         )
         .bind(&*key.0)
         .bind(subject)
@@ -225,6 +228,28 @@ impl SessionStore for PgSessions {
             Some(row) => self.open(key, &row),
             None => Ok(None),
         }
+    }
+
+    async fn put_handshake(&self, key: &SessionKey, handshake: &str, now: u64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, handshake, last_seen) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET handshake = excluded.handshake",
+        )
+        .bind(&*key.0)
+        .bind(handshake)
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn handshake(&self, key: &SessionKey) -> StoreResult<Option<String>> {
+        let handshake: Option<Option<String>> =
+            sqlx::query_scalar("SELECT handshake FROM sessions WHERE id = $1")
+                .bind(&*key.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(handshake.flatten())
     }
 
     async fn exists(&self, key: &SessionKey) -> StoreResult<bool> {
