@@ -2,7 +2,8 @@
 # The benchmark: starts both services in release mode (each pinned to core 0), obtains tokens,
 # drives them with wrk (pinned to core 1) on loopback, and prints a table: requests/s, p50 and
 # p99 latency, errors, each figure's ratio to a bare axum JSON-RPC handler (the machine's
-# ceiling, run by this script too), and each service's resident memory before and after.
+# ceiling, run by this script too), and each service's resident memory before and after; then
+# the same scenarios with every store on PostgreSQL, beside them.
 #
 # usage: bench/run.sh            DURATION=10 CONNECTIONS=32 RUNS=3 (median of RUNS)
 set -euo pipefail
@@ -35,19 +36,26 @@ export OAUTH_ISSUER=$OAUTH OAUTH_SERVER_PORT=$OAUTH_PORT MCP_SERVER_URL=$MCP MCP
 export RUST_LOG=warn STORE_MAX_ENTRIES=1000000 MCP_MAX_SESSIONS=100000
 # The benchmark is one address and one client flooding on purpose: no rate limits.
 export RATE_LIMIT_PER_ADDRESS=0 RATE_LIMIT_PER_CLIENT=0 RATE_LIMIT_REGISTER_PER_ADDRESS=0 RATE_LIMIT_MCP_PER_SUBJECT=0
-taskset -c $SERVER_CPU "$TARGET/release/oauth-server" >"$work/oauth.log" 2>&1 & oauth_pid=$!; pids+=($oauth_pid)
-until curl -sf $OAUTH/health >/dev/null; do sleep 0.1; done
-taskset -c $SERVER_CPU "$TARGET/release/mcp-server" >"$work/mcp.log" 2>&1 & mcp_pid=$!; pids+=($mcp_pid)
-taskset -c $SERVER_CPU "$TARGET/release/examples/bench_ceiling" $CEILING_PORT & ceiling_pid=$!; pids+=($ceiling_pid)
+# Starts the services (and the ceiling, once); with $1 a PostgreSQL URL, on that database.
+start_services() {
+  local db=${1:-} es_db=${2:-}
+  DATABASE_URL=$db taskset -c $SERVER_CPU "$TARGET/release/oauth-server" >"$work/oauth.log" 2>&1 & oauth_pid=$!; pids+=($oauth_pid)
+  until curl -sf $OAUTH/health >/dev/null; do sleep 0.1; done
+  DATABASE_URL=$db taskset -c $SERVER_CPU "$TARGET/release/mcp-server" >"$work/mcp.log" 2>&1 & mcp_pid=$!; pids+=($mcp_pid)
+  DATABASE_URL=$es_db OAUTH_SERVER_PORT=$ES_PORT OAUTH_ISSUER=http://127.0.0.1:$ES_PORT SIGNING_ALG=ES256 \
+    taskset -c $SERVER_CPU "$TARGET/release/oauth-server" >"$work/es256.log" 2>&1 & es_pid=$!; pids+=($es_pid)
+  until curl -sf $MCP/health >/dev/null && curl -sf http://127.0.0.1:$ES_PORT/health >/dev/null; do sleep 0.1; done
+}
 ES_PORT=${BENCH_ES256_PORT:-25003}
-OAUTH_SERVER_PORT=$ES_PORT OAUTH_ISSUER=http://127.0.0.1:$ES_PORT SIGNING_ALG=ES256 \
-  taskset -c $SERVER_CPU "$TARGET/release/oauth-server" >"$work/es256.log" 2>&1 & es_pid=$!; pids+=($es_pid)
-until curl -sf $MCP/health >/dev/null && curl -sf http://127.0.0.1:$ES_PORT/health >/dev/null \
-  && curl -sf -X POST -H 'content-type: application/json' -d '{}' http://127.0.0.1:$CEILING_PORT/rpc >/dev/null; do sleep 0.1; done
+taskset -c $SERVER_CPU "$TARGET/release/examples/bench_ceiling" $CEILING_PORT & ceiling_pid=$!; pids+=($ceiling_pid)
+until curl -sf -X POST -H 'content-type: application/json' -d '{}' http://127.0.0.1:$CEILING_PORT/rpc >/dev/null; do sleep 0.1; done
+start_services
 
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 oauth_idle=$(rss $oauth_pid); mcp_idle=$(rss $mcp_pid)
 
+# Credentials, tokens, sessions, codes and the wrk scripts for the running services.
+prepare() {
 # Credentials and tokens.
 reg=$(curl -sf -X POST $OAUTH/oauth/register -H 'content-type: application/json' \
   -d '{"client_name":"bench","grant_types":["client_credentials","authorization_code","refresh_token"],"redirect_uris":["http://127.0.0.1:9/cb"],"scope":"read write"}')
@@ -132,6 +140,8 @@ request = function()
   return wrk.format(nil, nil, nil, "grant_type=authorization_code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&code_verifier=$VERIFIER&code=" .. codes[i])
 end
 LUA
+}
+prepare
 
 # One wrk run: prints "rps p50_ms p99_ms errors".
 run() {
@@ -162,17 +172,43 @@ median() {
 echo "benchmarking: $CONNECTIONS connections, ${DURATION}s, median of $RUNS; servers on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU" >&2
 sign_rate=$(taskset -c $SERVER_CPU "$TARGET/release/examples/bench_sign" 5 | sed 's/signs_per_sec=//')
 declare -A R
+# Every scenario but the ceiling, into the array named $1.
+measure() {
+  local -n out=$1
+  out[token]=$(median $OAUTH/oauth/token "$token_lua")
+  out[es256]=$(median http://127.0.0.1:$ES_PORT/oauth/token "$es_lua")
+  out[exchange]=$(run $OAUTH/oauth/token "$work/exchange.lua" 5)
+  out[session]=$(median $MCP/mcp/v1 "$session_lua")
+  out[stateless]=$(median $MCP/mcp/v1 "$stateless_lua")
+  out[api]=$(median $MCP/api/data "$api_lua")
+}
 R[ceiling]=$(median http://127.0.0.1:$CEILING_PORT/rpc "$ceiling_lua")
-R[token]=$(median $OAUTH/oauth/token "$token_lua")
-R[es256]=$(median http://127.0.0.1:$ES_PORT/oauth/token "$es_lua")
-R[exchange]=$(run $OAUTH/oauth/token "$work/exchange.lua" 5)
-R[session]=$(median $MCP/mcp/v1 "$session_lua")
-R[stateless]=$(median $MCP/mcp/v1 "$stateless_lua")
-R[api]=$(median $MCP/api/data "$api_lua")
+measure R
 oauth_after=$(rss $oauth_pid); mcp_after=$(rss $mcp_pid)
 
+# The same scenarios with every store on PostgreSQL (DATABASE_URL): databases of the benchmark's
+# own on the server of BENCH_DATABASE_URL (default: the one on 127.0.0.1:5432), dropped after.
+PG_ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+declare -A P
+pg_ran=false
+if command -v psql >/dev/null && psql "$PG_ADMIN" -qAtc 'select 1' >/dev/null 2>&1; then
+  kill $oauth_pid $mcp_pid $es_pid 2>/dev/null || true
+  wait $oauth_pid $mcp_pid $es_pid 2>/dev/null || true
+  for db in mcp_oauth_bench mcp_oauth_bench_es; do
+    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+  done
+  trap 'cleanup; for db in mcp_oauth_bench mcp_oauth_bench_es; do psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; done' EXIT
+  start_services "${PG_ADMIN%/*}/mcp_oauth_bench" "${PG_ADMIN%/*}/mcp_oauth_bench_es"
+  CODES=${PG_CODES:-10000} prepare
+  measure P
+  pg_oauth_after=$(rss $oauth_pid); pg_mcp_after=$(rss $mcp_pid)
+  pg_ran=true
+else
+  echo "no PostgreSQL at BENCH_DATABASE_URL (or no psql): the PostgreSQL column is left out" >&2
+fi
+
 ceiling_rps=$(echo "${R[ceiling]}" | cut -d' ' -f1)
-printf '\n| scenario | requests/s | p50 ms | p99 ms | errors | ratio to ceiling |\n|---|---|---|---|---|---|\n'
+printf '\n| scenario | requests/s | p50 ms | p99 ms | errors | ratio to ceiling | PostgreSQL requests/s | p99 ms | errors | PostgreSQL / memory |\n|---|---|---|---|---|---|---|---|---|---|\n'
 for key in ceiling token es256 exchange session stateless api; do
   case $key in
     ceiling) name="bare axum JSON-RPC POST (ceiling)";;
@@ -184,11 +220,22 @@ for key in ceiling token es256 exchange session stateless api; do
     api) name="GET /api/data";;
   esac
   read -r rps p50 p99 errors <<<"${R[$key]}"
-  printf '| %s | %s | %s | %s | %s | %.3f |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$(echo "$rps / $ceiling_rps" | bc -l)"
+  if $pg_ran && [ "$key" != ceiling ]; then
+    read -r prps _ pp99 perrors <<<"${P[$key]}"
+    pg=$(printf '%s | %s | %s | %.2f' "$prps" "$pp99" "$perrors" "$(echo "$prps / $rps" | bc -l)")
+  else
+    pg="| | |"
+  fi
+  printf '| %s | %s | %s | %s | %s | %.3f | %s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$(echo "$rps / $ceiling_rps" | bc -l)" "$pg"
 done
 token_rps=$(echo "${R[token]}" | cut -d' ' -f1)
 printf '\nraw RS256 signing, key parsed once, one thread: %s signs/s; token endpoint at %.0f%% of it\n' \
   "$sign_rate" "$(echo "100 * $token_rps / $sign_rate" | bc -l)"
 printf 'resident memory (MiB): oauth-server %s idle, %s after; mcp-server %s idle, %s after\n' \
   "$oauth_idle" "$oauth_after" "$mcp_idle" "$mcp_after"
+if $pg_ran; then
+  printf 'on PostgreSQL, after the runs (MiB): oauth-server %s, mcp-server %s\n' "$pg_oauth_after" "$pg_mcp_after"
+  es_pg=$(echo "${P[es256]}" | cut -d' ' -f1)
+  printf 'client_credentials on PostgreSQL (ES256): %s grants/s on one core (Keycloak sizing: 120 per vCPU)\n' "$es_pg"
+fi
 printf 'machine: %s, %s cores\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc)"

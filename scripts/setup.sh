@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need and a fresh Debian machine lacks: the Rust components,
-# Node.js and npm, Python's venv, curl, Chromium for the sign-in pages, and PostgreSQL. What is
+# Node.js and npm, Python's venv, curl, Chromium for the sign-in pages, HAProxy, and PostgreSQL. What is
 # already there (a PostgreSQL answering on 127.0.0.1:5432, say) is used as it is.
 set -euo pipefail
 
@@ -16,6 +16,9 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install
 python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
 command -v curl >/dev/null || apt_install curl
 [ -x /usr/bin/chromium ] || apt_install chromium
+# The balancer in front of two instances of each service (scripts/instances.sh).
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt_install haproxy
+command -v psql >/dev/null || apt_install postgresql-client
 
 # PostgreSQL: the one on 127.0.0.1:5432 when it answers; otherwise Debian's, started here. The
 # database-fault tests run a cluster of their own, so the server binaries must be there too.

@@ -21,7 +21,7 @@ TEST_STORE=postgres cargo test --test e2e
 # sign-in and consent (DEMO_MODE=false), where headless Chromium fills the forms.
 OAUTH_PORT=${CHECK_OAUTH_PORT:-15000}
 MCP_PORT=${CHECK_MCP_PORT:-15001}
-cargo build --quiet --bins --examples
+cargo build --quiet --workspace --bins --examples
 TARGET=${CARGO_TARGET_DIR:-target}
 (cd clients/ts && npm ci --no-audit --no-fund --silent)
 venv=${TARGET}/pyenv
@@ -63,6 +63,10 @@ kill $server 2>/dev/null || true; wait $server 2>/dev/null || true
 
 # Load: many clients authorizing and calling tools at once for a minute; no errors, flat memory.
 bench/load.sh 60 16 || status=1
+
+# Two instances of each service on one PostgreSQL database behind HAProxy, every client through
+# the balancer.
+scripts/instances.sh 20 || status=1
 
 # Sign-in mode: a users file made with `oauth-server hash-password`, a random SECRET_KEY.
 users=$(mktemp); signin_log=$(mktemp)

@@ -76,6 +76,10 @@ pub async fn serve(
             // JWKS twice in that time means each is known before its first token arrives.
             let mut keys = tokio::time::interval(state.config.key_publish_lead / 2);
             keys.tick().await;
+            // With shared stores, rmcp sessions this instance restored or opened, once closed or
+            // swept elsewhere, are ended here too.
+            let mut reap = tokio::time::interval(std::time::Duration::from_secs(2));
+            let mut missing = std::collections::HashSet::new();
             loop {
                 tokio::select! {
                     _ = state.shutdown.cancelled() => break,
@@ -88,6 +92,9 @@ pub async fn serve(
                         state.shared.subject_limits.sweep();
                         state.shared.verifier.sweep();
                         service_kit::metrics::upkeep();
+                    }
+                    _ = reap.tick(), if state.shared_sessions => {
+                        missing = mcp::session_store::reap(&state, missing).await;
                     }
                     _ = keys.tick() => {
                         if let Err(e) = state.shared.verifier.jwks().refresh().await {

@@ -149,8 +149,23 @@ pub async fn a_session_binds_to_its_first_principal(s: Stores) {
         s.sessions.admit(&bound, Some("alice"), NOW).await.unwrap(),
         Admission::Mismatch
     );
+    assert_eq!(
+        s.sessions
+            .present(&[k.clone(), bound.clone(), key("never")])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     s.sessions.close(&bound).await.unwrap();
     assert!(!s.sessions.exists(&bound).await.unwrap());
+    assert_eq!(
+        s.sessions
+            .present(std::slice::from_ref(&bound))
+            .await
+            .unwrap(),
+        vec![]
+    );
     assert_eq!(
         s.sessions.admit(&bound, Some("bob"), NOW).await.unwrap(),
         Admission::Unknown

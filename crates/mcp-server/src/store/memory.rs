@@ -120,6 +120,14 @@ impl SessionStore for MemorySessions {
         Ok(self.map.contains_key(key))
     }
 
+    async fn present(&self, keys: &[SessionKey]) -> StoreResult<Vec<SessionKey>> {
+        Ok(keys
+            .iter()
+            .filter(|k| self.map.contains_key(*k))
+            .cloned()
+            .collect())
+    }
+
     async fn close(&self, key: &SessionKey) -> StoreResult<()> {
         self.map.remove(key);
         Ok(())

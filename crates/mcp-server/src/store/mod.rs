@@ -84,6 +84,8 @@ pub trait SessionStore: Send + Sync {
     async fn put_handshake(&self, key: &SessionKey, handshake: &str, now: u64) -> StoreResult<()>;
     async fn handshake(&self, key: &SessionKey) -> StoreResult<Option<String>>;
     async fn exists(&self, key: &SessionKey) -> StoreResult<bool>;
+    /// Which of `keys` the store holds.
+    async fn present(&self, keys: &[SessionKey]) -> StoreResult<Vec<SessionKey>>;
     async fn close(&self, key: &SessionKey) -> StoreResult<()>;
     /// Forgets sessions not used since before `idle_before`; returns how many.
     async fn sweep(&self, idle_before: u64) -> StoreResult<usize>;

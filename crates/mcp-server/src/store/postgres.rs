@@ -260,6 +260,15 @@ impl SessionStore for PgSessions {
             .is_some())
     }
 
+    async fn present(&self, keys: &[SessionKey]) -> StoreResult<Vec<SessionKey>> {
+        let ids: Vec<&str> = keys.iter().map(|k| &*k.0).collect();
+        let found: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(found.into_iter().map(SessionKey::new).collect())
+    }
+
     async fn close(&self, key: &SessionKey) -> StoreResult<()> {
         self.bindings.remove(key);
         let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
