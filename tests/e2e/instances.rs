@@ -669,3 +669,54 @@ async fn a_streamable_http_session_continues_on_whichever_instance_gets_its_requ
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_token_revoked_at_one_instance_is_refused_by_the_mcp_server_behind_the_other() {
+    let Some(pair) = Pair::spawn(|c| c.revocation_check = std::time::Duration::from_secs(1)).await
+    else {
+        return;
+    };
+    let reg = pair
+        .register(
+            0,
+            json!({"client_name": "revoker", "grant_types": ["client_credentials"], "scope": "read write"}),
+        )
+        .await;
+    let (id, secret) = (
+        reg["client_id"].as_str().unwrap(),
+        reg["client_secret"].as_str().unwrap(),
+    );
+    let (_, body) = pair
+        .token(
+            0,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ],
+        )
+        .await;
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(pair.api(1, &access).await.0, StatusCode::OK);
+    let res = pair
+        .http
+        .post(format!("{}/oauth/revoke", pair.oauth[1]))
+        .form(&[
+            ("token", access.as_str()),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // REVOCATION_CHECK_SECS is 1 here: within it, both MCP servers refuse the token.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for on in 0..2 {
+        assert_eq!(
+            pair.api(on, &access).await.0,
+            StatusCode::UNAUTHORIZED,
+            "MCP instance {on}"
+        );
+    }
+}
