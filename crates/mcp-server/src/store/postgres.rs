@@ -358,38 +358,46 @@ impl ItemStore for PgItems {
             }
         }
         let max = i32::try_from(max_per_subject).unwrap_or(i32::MAX);
-        let created = with_retry(|| async {
-            let mut tx = self.pool.begin().await?;
-            // The count rises only while it is below the bound, in one statement: two racing
-            // creates cannot both take the last place.
-            let counted: Option<i32> = sqlx::query_scalar(
-                "INSERT INTO subject_counts AS c (subject, items) VALUES ($1, 1) \
+        // In a task of its own: a request dropped half-way never leaves the transaction half-sent.
+        let (pool, subject_owned) = (self.pool.clone(), subject.to_owned());
+        let run = tokio::spawn(async move {
+            let subject = subject_owned.as_str();
+            with_retry(|| async {
+                let mut tx = pool.begin().await?;
+                // The count rises only while it is below the bound, in one statement: two racing
+                // creates cannot both take the last place.
+                let counted: Option<i32> = sqlx::query_scalar(
+                    "INSERT INTO subject_counts AS c (subject, items) VALUES ($1, 1) \
                  ON CONFLICT (subject) DO UPDATE SET items = c.items + 1 WHERE c.items < $2 \
                  RETURNING items",
-            )
-            .bind(subject)
-            .bind(max)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if counted.is_none_or(|n| n > max) {
-                return Ok(false);
-            }
-            sqlx::query(
-                "INSERT INTO items (id, subject, name, value, created_at, updated_at) \
+                )
+                .bind(subject)
+                .bind(max)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if counted.is_none_or(|n| n > max) {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO items (id, subject, name, value, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&item.id)
-            .bind(subject)
-            .bind(&item.name)
-            .bind(item.value)
-            .bind(&item.created_at)
-            .bind(&item.updated_at)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await?;
+                )
+                .bind(&item.id)
+                .bind(subject)
+                .bind(&item.name)
+                .bind(item.value)
+                .bind(&item.created_at)
+                .bind(&item.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+            .await
+        });
+        let created = run
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         if created && !known {
             self.subjects.added();
         }

@@ -759,7 +759,8 @@ pub async fn idle_clients_are_swept_and_a_touch_keeps_them(s: Stores) {
     assert!(!s.clients.remove("used").await.unwrap());
 }
 
-/// Polls a future `polls` times, then drops it; whether it finished.
+/// Polls a future `polls` times, then drops it; whether it finished. A database may still
+/// commit what the dropped call had sent, so callers let that settle before they look.
 fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize) -> bool {
     let waker = std::task::Waker::noop();
     let mut cx = Context::from_waker(waker);
@@ -770,6 +771,11 @@ fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize) -> bool {
         }
     }
     false
+}
+
+/// Lets a commit that a dropped call had already sent land.
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 }
 
 pub async fn a_dropped_call_leaves_the_state_whole(s: Stores) {
@@ -783,6 +789,7 @@ pub async fn a_dropped_call_leaves_the_state_whole(s: Stores) {
             s.grants.rotate_refresh(&h, NOW, GRACE, &fits(), issue),
             polls,
         );
+        settle().await;
         let spent = s.grants.active_refresh(&h, NOW).await.unwrap().is_none();
         let successor = s
             .grants
@@ -825,6 +832,7 @@ pub async fn a_dropped_call_leaves_the_state_whole(s: Stores) {
             s.grants.redeem_code(&code_hash, NOW, &check("c"), issue),
             polls,
         );
+        settle().await;
         let started = s
             .grants
             .active_refresh(&hash_secret(&format!("cr-{polls}")), NOW)
@@ -839,7 +847,12 @@ pub async fn a_dropped_call_leaves_the_state_whole(s: Stores) {
         if started {
             assert!(matches!(again, Redeemed::Replayed { .. }), "{again:?}");
         } else {
-            assert_eq!(again, Redeemed::Fresh, "an unspent code is still whole");
+            let code = s.grants.code(&code_hash, NOW).await;
+            assert_eq!(
+                again,
+                Redeemed::Fresh,
+                "an unspent code is still whole (polls {polls}, the code: {code:?})"
+            );
         }
         s.grants.sweep(NOW + 7200, GRACE).await.unwrap();
     }

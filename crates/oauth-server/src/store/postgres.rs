@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use service_kit::database::{ApproxCount, is_unique_violation, try_advisory_xact_lock, with_retry};
 use sqlx::postgres::{PgPool, PgRow};
@@ -76,7 +77,7 @@ pub async fn connect(
 
 /// The stores on a pool whose schema is migrated.
 pub fn stores(pool: PgPool, max: usize) -> Stores {
-    let shared = Arc::new(Pg {
+    let shared = Pg(Arc::new(PgInner {
         pool,
         max,
         clients: ApproxCount::default(),
@@ -86,17 +87,20 @@ pub fn stores(pool: PgPool, max: usize) -> Stores {
         consents: ApproxCount::default(),
         sign_ins: ApproxCount::default(),
         policy: ThrottlePolicy::default(),
-    });
+        client_cache: DashMap::new(),
+        touched: DashMap::new(),
+    }));
     Stores {
-        clients: shared.clone(),
-        grants: shared.clone(),
-        consents: shared.clone(),
-        sign_ins: shared.clone(),
-        keys: Some(shared),
+        clients: Arc::new(shared.clone()),
+        grants: Arc::new(shared.clone()),
+        consents: Arc::new(shared.clone()),
+        sign_ins: Arc::new(shared.clone()),
+        keys: Some(Arc::new(shared)),
     }
 }
 
-pub struct Pg {
+/// The stores' shared state; [`Pg`] is a cheap handle on it.
+pub struct PgInner {
     pool: PgPool,
     max: usize,
     clients: ApproxCount,
@@ -106,7 +110,29 @@ pub struct Pg {
     consents: ApproxCount,
     sign_ins: ApproxCount,
     policy: ThrottlePolicy,
+    /// Clients read lately, with when (wall clock): every token request reads its client, and a
+    /// registration changes rarely. A change made here is seen here at once; one made on another
+    /// instance within [`CLIENT_CACHE_SECS`].
+    client_cache: DashMap<String, (Arc<Client>, u64)>,
+    /// When this instance last recorded a use of each client: at most one write a minute.
+    touched: DashMap<String, u64>,
 }
+
+/// A handle on the PostgreSQL stores. The transactions that span records run in a task of their
+/// own, so a request dropped half-way (a client that disconnects) never leaves a transaction
+/// half-sent on a pooled connection: each either commits whole or rolls back whole.
+#[derive(Clone)]
+pub struct Pg(Arc<PgInner>);
+
+impl std::ops::Deref for Pg {
+    type Target = PgInner;
+    fn deref(&self) -> &PgInner {
+        &self.0
+    }
+}
+
+/// How long an instance answers from its copy of a client.
+pub const CLIENT_CACHE_SECS: u64 = 2;
 
 impl Pg {
     /// Whether the table behind `count` is at the bound.
@@ -185,6 +211,12 @@ fn doc_json(c: &Client) -> StoreResult<serde_json::Value> {
 #[async_trait]
 impl ClientStore for Pg {
     async fn get(&self, id: &str) -> StoreResult<Option<Arc<Client>>> {
+        let now = wall_clock();
+        if let Some(hit) = self.client_cache.get(id)
+            && now < hit.1 + CLIENT_CACHE_SECS
+        {
+            return Ok(Some(Arc::clone(&hit.0)));
+        }
         let row = sqlx::query("SELECT doc, last_used FROM clients WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -193,10 +225,13 @@ impl ClientStore for Pg {
         let doc: serde_json::Value = row.try_get("doc")?;
         let doc: ClientDoc =
             serde_json::from_value(doc).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Some(Arc::new(doc.into_client(
-            id.to_owned(),
-            unsecs(row.try_get("last_used")?),
-        ))))
+        let client = Arc::new(doc.into_client(id.to_owned(), unsecs(row.try_get("last_used")?)));
+        if self.client_cache.len() >= 10_000 {
+            self.client_cache.clear();
+        }
+        self.client_cache
+            .insert(id.to_owned(), (Arc::clone(&client), now));
+        Ok(Some(client))
     }
 
     async fn insert(&self, client: Client) -> StoreResult<()> {
@@ -214,6 +249,7 @@ impl ClientStore for Pg {
     }
 
     async fn replace(&self, client: Client) -> StoreResult<bool> {
+        self.client_cache.remove(&client.id);
         let done = sqlx::query(
             "UPDATE clients SET doc = $2, last_used = greatest(last_used, $3) WHERE id = $1",
         )
@@ -226,6 +262,7 @@ impl ClientStore for Pg {
     }
 
     async fn remove(&self, id: &str) -> StoreResult<bool> {
+        self.client_cache.remove(id);
         let done = sqlx::query("DELETE FROM clients WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -238,6 +275,17 @@ impl ClientStore for Pg {
 
     async fn touch(&self, id: &str, now: u64) -> StoreResult<()> {
         // At most one write a minute per client: the sweep counts idleness in days.
+        if self
+            .touched
+            .get(id)
+            .is_some_and(|at| now < *at + 60 && now >= *at)
+        {
+            return Ok(());
+        }
+        if self.touched.len() >= 10_000 {
+            self.touched.clear();
+        }
+        self.touched.insert(id.to_owned(), now);
         sqlx::query("UPDATE clients SET last_used = $2 WHERE id = $1 AND last_used < $2 - 60")
             .bind(id)
             .bind(secs(now))
@@ -247,6 +295,7 @@ impl ClientStore for Pg {
     }
 
     async fn sweep(&self, idle_before: u64) -> StoreResult<usize> {
+        self.client_cache.clear();
         let n = sweep_batches(
             &self.pool,
             "DELETE FROM clients WHERE id IN \
@@ -635,7 +684,14 @@ impl GrantStore for Pg {
         issue: RotationIssue,
     ) -> StoreResult<Rotated> {
         let tokens_full = self.full(&self.tokens, "refresh_tokens").await?;
-        match with_retry(|| self.rotate_once(hash, now, grace, check, &issue, tokens_full)).await {
+        let (this, hash, check) = (self.clone(), *hash, check.clone());
+        let run = tokio::spawn(async move {
+            with_retry(|| this.rotate_once(&hash, now, grace, &check, &issue, tokens_full)).await
+        });
+        match run
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        {
             Ok(result) => result,
             Err(e) if is_unique_violation(&e) => Err(StoreError::Unavailable(
                 "a successor refresh token collided; retry".into(),
@@ -658,14 +714,19 @@ impl GrantStore for Pg {
     }
 
     async fn revoke_family(&self, family: &str) -> StoreResult<usize> {
-        let n = with_retry(|| async {
-            let mut tx = self.pool.begin().await?;
-            let n = revoke_family_in(&mut tx, family).await?;
-            tx.commit().await?;
-            Ok(n)
-        })
-        .await?;
-        Ok(n)
+        let (pool, family) = (self.pool.clone(), family.to_owned());
+        let run = tokio::spawn(async move {
+            with_retry(|| async {
+                let mut tx = pool.begin().await?;
+                let n = revoke_family_in(&mut tx, &family).await?;
+                tx.commit().await?;
+                Ok(n)
+            })
+            .await
+        });
+        Ok(run
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??)
     }
 
     async fn revoke_access(&self, jti: &str, exp: u64) -> StoreResult<()> {
