@@ -223,6 +223,42 @@ async fn when_the_database_goes_away_answers_are_503_and_service_comes_back_by_i
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
 
+    // Load runs through the outage: every answer is a success or a documented 503, within bounds.
+    let load_stop = CancellationToken::new();
+    let load = {
+        let (http, oauth, mcp, id, secret, access) = (
+            http.clone(),
+            oauth.clone(),
+            mcp.clone(),
+            id.clone(),
+            secret.clone(),
+            access.clone(),
+        );
+        let stop = load_stop.clone();
+        tokio::spawn(async move {
+            let mut seen = std::collections::BTreeMap::new();
+            while !stop.is_cancelled() {
+                let token = http
+                    .post(format!("{oauth}/oauth/token"))
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "client_credentials")])
+                    .timeout(Duration::from_secs(10))
+                    .send();
+                let api = http
+                    .get(format!("{mcp}/api/data"))
+                    .bearer_auth(&access)
+                    .timeout(Duration::from_secs(10))
+                    .send();
+                for answer in [token.await, api.await] {
+                    let status = answer.map(|r| r.status().as_u16()).unwrap_or(0);
+                    *seen.entry(status).or_insert(0u32) += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.stop();
     // An instance answers from its copy of a client for a moment (CLIENT_CACHE_SECS).
     tokio::time::sleep(Duration::from_secs(
@@ -289,5 +325,15 @@ async fn when_the_database_goes_away_answers_are_503_and_service_comes_back_by_i
         .await
         .unwrap();
     assert_eq!(list["items"][0]["name"], "before", "{list}");
+    load_stop.cancel();
+    let seen = load.await.unwrap();
+    assert!(
+        seen.keys().all(|s| [200, 503].contains(s)),
+        "only successes and 503 under load through the outage (0: no answer in 10 s): {seen:?}"
+    );
+    assert!(
+        seen.contains_key(&503) && seen.contains_key(&200),
+        "{seen:?}"
+    );
     stop.cancel();
 }
