@@ -25,7 +25,7 @@ pub async fn introspect_post(
     FormParams(params): FormParams,
 ) -> Result<Response> {
     let body =
-        crate::service::introspect::introspect(&state, authorization(&headers), &params).await?;
+        crate::service::introspect::introspect(&state, authorization(&headers)?, &params).await?;
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()

@@ -18,7 +18,7 @@ pub mod token;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use shared_config::paths;
@@ -101,7 +101,12 @@ fn cors(config: &shared_config::Config) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // Browser MCP clients send MCP-Protocol-Version on every request, discovery included.
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
         .expose_headers([header::WWW_AUTHENTICATE])
         .max_age(std::time::Duration::from_secs(3600))
 }

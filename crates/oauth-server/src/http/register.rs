@@ -50,7 +50,7 @@ pub async fn client_get(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let body = register::read(&state, authorization(&headers), &id).await?;
+    let body = register::read(&state, authorization(&headers)?, &id).await?;
     Ok(no_store(StatusCode::OK, body))
 }
 
@@ -72,7 +72,7 @@ pub async fn client_put(
     headers: HeaderMap,
     JsonBody(request): JsonBody<UpdateRequest>,
 ) -> Result<Response> {
-    let body = register::update(&state, authorization(&headers), &id, request).await?;
+    let body = register::update(&state, authorization(&headers)?, &id, request).await?;
     Ok(no_store(StatusCode::OK, body))
 }
 
@@ -90,6 +90,6 @@ pub async fn client_delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
-    register::delete(&state, authorization(&headers), &id).await?;
+    register::delete(&state, authorization(&headers)?, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

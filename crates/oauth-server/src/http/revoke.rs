@@ -23,6 +23,6 @@ pub async fn revoke_post(
     headers: HeaderMap,
     FormParams(params): FormParams,
 ) -> Result<StatusCode> {
-    crate::service::revoke::revoke(&state, authorization(&headers), &params).await?;
+    crate::service::revoke::revoke(&state, authorization(&headers)?, &params).await?;
     Ok(StatusCode::OK)
 }

@@ -25,12 +25,19 @@ pub async fn token_post(
     headers: HeaderMap,
     FormParams(params): FormParams,
 ) -> Result<TokenResponse> {
-    crate::service::token::token(&state, authorization(&headers), &params).await
+    crate::service::token::token(&state, authorization(&headers)?, &params).await
 }
 
-/// The `Authorization` header, when there is one (an unreadable one counts as empty).
-pub fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or(""))
+/// The `Authorization` header, when there is one (an unreadable one counts as empty). Two of
+/// them are an invalid request (RFC 6749 section 2.3: one authentication method per request;
+/// RFC 6750 section 3.1).
+pub fn authorization(headers: &HeaderMap) -> Result<Option<&str>> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next().map(|v| v.to_str().unwrap_or(""));
+    if values.next().is_some() {
+        return Err(crate::error::OAuthError::invalid_request(
+            "more than one Authorization header",
+        ));
+    }
+    Ok(first)
 }

@@ -105,7 +105,7 @@ async fn health_reports_status_and_version() {
 }
 
 #[tokio::test]
-async fn cors_preflight_allows_authorization_and_content_type() {
+async fn cors_preflight_allows_authorization_content_type_and_the_mcp_version() {
     let app = spawn_app().await;
     let res = app
         .http
@@ -114,7 +114,7 @@ async fn cors_preflight_allows_authorization_and_content_type() {
         .header("Access-Control-Request-Method", "POST")
         .header(
             "Access-Control-Request-Headers",
-            "authorization,content-type",
+            "authorization,content-type,mcp-protocol-version",
         )
         .send()
         .await
@@ -125,10 +125,33 @@ async fn cors_preflight_allows_authorization_and_content_type() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(
-        allowed.contains("authorization") && allowed.contains("content-type"),
+        allowed.contains("authorization")
+            && allowed.contains("content-type")
+            && allowed.contains("mcp-protocol-version"),
         "{allowed}"
     );
     assert!(res.headers().contains_key("access-control-allow-origin"));
+    // The metadata itself, as a browser client asks for it.
+    let res = app
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url("/.well-known/oauth-authorization-server"),
+        )
+        .header("Origin", "http://localhost:6274")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "mcp-protocol-version")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("mcp-protocol-version")
+    );
 }
 
 #[tokio::test]

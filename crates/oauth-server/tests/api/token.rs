@@ -724,3 +724,29 @@ async fn a_reuse_after_the_grace_window_revokes_the_family_and_its_access_tokens
         );
     }
 }
+
+#[tokio::test]
+async fn two_authorization_headers_are_an_invalid_request() {
+    let app = spawn_app().await;
+    let basic = |id: &str, secret: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    };
+    for path in ["/oauth/token", "/oauth/revoke", "/oauth/introspect"] {
+        let res = app
+            .http
+            .post(app.url(path))
+            .header("authorization", basic("demo_client", "demo_secret"))
+            .header("authorization", basic("someone", "else"))
+            .form(&[("grant_type", "client_credentials"), ("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(res).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{path}");
+    }
+}
