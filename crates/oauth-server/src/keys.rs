@@ -275,35 +275,32 @@ impl Rotation {
 
 impl KeySet {
     pub fn new(current: SigningKey, retired: Vec<SigningKey>, issuer: impl Into<String>) -> Self {
-        let mut keys = Keys {
-            current: Arc::new(current),
-            upcoming: None,
-            retired: retired.into_iter().map(|k| (Arc::new(k), None)).collect(),
-            rotated_at: None,
-            jwks: Bytes::new(),
-        };
-        keys.publish();
-        Self {
-            inner: RwLock::new(keys),
-            issuer: issuer.into(),
-        }
+        let retired = retired.into_iter().map(|k| (Arc::new(k), None)).collect();
+        Self::with_keys(Arc::new(current), retired, issuer.into())
     }
 
-    /// A key set whose current key comes from a shared store; `retired` are the configured
-    /// retired key files, kept across every reload.
-    pub fn new_shared(current: Arc<SigningKey>, retired: Vec<SigningKey>, issuer: &str) -> Self {
+    fn with_keys(
+        current: Arc<SigningKey>,
+        retired: Vec<(Arc<SigningKey>, Option<u64>)>,
+        issuer: String,
+    ) -> Self {
         let mut keys = Keys {
             current,
             upcoming: None,
-            retired: retired.into_iter().map(|k| (Arc::new(k), None)).collect(),
+            retired,
             rotated_at: None,
             jwks: Bytes::new(),
         };
         keys.publish();
         Self {
             inner: RwLock::new(keys),
-            issuer: issuer.to_owned(),
+            issuer,
         }
+    }
+
+    /// A key set whose current key comes from a shared store ([`SharedKeys`] installs the rest).
+    pub fn new_shared(current: Arc<SigningKey>, issuer: &str) -> Self {
+        Self::with_keys(current, Vec::new(), issuer.to_owned())
     }
 
     /// Loads the configured key files, or generates a key (of `SIGNING_ALG`) when none is
@@ -574,7 +571,7 @@ impl SharedKeys {
             .context("no signing key could be stored")?;
         *self.configured.lock().unwrap_or_else(|p| p.into_inner()) =
             retired_files.into_iter().map(Arc::new).collect();
-        let keys = KeySet::new_shared(self.open(first)?, Vec::new(), issuer);
+        let keys = KeySet::new_shared(self.open(first)?, issuer);
         self.install(&keys, &stored, now)?;
         Ok(keys)
     }

@@ -64,6 +64,16 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
         .map_err(unreachable)
 }
 
+/// Unix seconds as PostgreSQL's `bigint` keeps them.
+pub fn to_db_secs(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A `bigint` of Unix seconds back (a negative one reads as 0).
+pub fn from_db_secs(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
 /// Whether a failure is a lost race that running the transaction again resolves.
 pub fn is_retryable(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))

@@ -1,9 +1,11 @@
-//! What both services run on, beside their configuration (`shared-config`): PostgreSQL plumbing
+//! What both services run on, beside their configuration (`shared-config`): the wall clock
+//! (`clock`), PostgreSQL plumbing
 //! for the shared stores (`database`), one server loop
 //! for plain HTTP and TLS with slow-client cut-offs and graceful shutdown (`server`), GCRA rate
 //! limiting (`ratelimit`), sealing values at rest (`sealing`), Prometheus metrics (`metrics`), logs and audit events (`telemetry`),
 //! and the shutdown signal (`signals`).
 
+pub mod clock;
 pub mod database;
 pub mod metrics;
 pub mod ratelimit;

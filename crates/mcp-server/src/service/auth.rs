@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use service_kit::clock::unix_now;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
@@ -239,13 +240,6 @@ pub struct TokenVerifier {
     /// Tokens the authorization server said are no longer active, until their `exp`.
     revoked: DashMap<[u8; 32], u64>,
     introspector: Option<Introspector>,
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl TokenVerifier {

@@ -2,10 +2,9 @@
 //! Hijacking"): which principal a session acts for, and `oauth_authenticate` in demo mode, which
 //! obtains tokens for a session, keeps them in the session store and refreshes them by itself.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use schemars::JsonSchema;
 use serde::Serialize;
+pub use service_kit::clock::unix_now;
 use shared_config::Config;
 
 use crate::domain::principal::Principal;
@@ -13,14 +12,6 @@ use crate::domain::session::SessionKey;
 use crate::service::auth::TokenVerifier;
 use crate::service::demo_oauth::DemoOAuth;
 use crate::store::{Admission, SessionStore};
-
-/// Unix time in seconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// What `oauth_authenticate` answers.
 #[derive(Debug, Clone, Serialize, JsonSchema)]

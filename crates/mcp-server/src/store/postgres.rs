@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
-use service_kit::database::{ApproxCount, try_advisory_xact_lock, with_retry};
+use service_kit::clock::unix_now as wall_clock;
+use service_kit::database::{ApproxCount, to_db_secs as secs, try_advisory_xact_lock, with_retry};
 use service_kit::sealing::{Sealed, open, seal};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
@@ -36,16 +37,6 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Unavailable(e.to_string())
     }
-}
-
-fn secs(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn wall_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Connects, applies the migrations, and returns the stores.

@@ -10,7 +10,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use service_kit::database::{ApproxCount, is_unique_violation, try_advisory_xact_lock, with_retry};
+use service_kit::clock::unix_now as wall_clock;
+use service_kit::database::{
+    ApproxCount, from_db_secs as unsecs, is_unique_violation, to_db_secs as secs,
+    try_advisory_xact_lock, with_retry,
+};
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row};
 
@@ -41,22 +45,6 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Unavailable(e.to_string())
     }
-}
-
-/// Unix seconds, only to tell when an approximate count is stale (the stores' decisions use the
-/// `now` they are handed).
-fn wall_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn secs(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn unsecs(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 /// Connects, applies the migrations (under sqlx's advisory lock, so instances starting together
