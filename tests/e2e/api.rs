@@ -132,8 +132,10 @@ async fn the_api_answers_401_403_and_400_as_json() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // The scopes to ask for are those held and the one missing (MCP 2025-11-25 step-up).
     assert!(
-        www_authenticate(res.headers()).contains(r#"error="insufficient_scope", scope="write""#)
+        www_authenticate(res.headers())
+            .contains(r#"error="insufficient_scope", scope="read write""#)
     );
 
     let (writer, _) = app.client_token("read write").await;

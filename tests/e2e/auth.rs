@@ -120,7 +120,8 @@ async fn a_token_without_the_scope_gets_403_insufficient_scope() {
         challenge.contains(r#"error="insufficient_scope""#),
         "{challenge}"
     );
-    assert!(challenge.contains(r#"scope="write""#), "{challenge}");
+    // The granted scopes and the one required, so that a client replacing its scopes keeps read.
+    assert!(challenge.contains(r#"scope="read write""#), "{challenge}");
     assert!(challenge.contains("resource_metadata="), "{challenge}");
 }
 

@@ -14,3 +14,4 @@ mod launcher;
 mod shortcuts;
 mod sse;
 mod streamable;
+mod strict;

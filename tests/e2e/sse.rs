@@ -43,9 +43,13 @@ impl Events {
 }
 
 async fn open(app: &TestApp, token: Option<&str>) -> (Events, String) {
+    open_at(app, "/mcp/v1/sse", token).await
+}
+
+async fn open_at(app: &TestApp, path: &str, token: Option<&str>) -> (Events, String) {
     let mut req = app
         .http
-        .get(format!("{}/mcp/v1/sse", app.mcp))
+        .get(format!("{}{path}", app.mcp))
         .header("accept", "text/event-stream");
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -122,6 +126,52 @@ async fn the_sse_transport_initializes_and_calls_tools() {
             .unwrap()
             .len(),
         6
+    );
+}
+
+#[tokio::test]
+async fn the_original_demo_configuration_gets_the_older_transport_at_the_mcp_url() {
+    // {"url": "http://127.0.0.1:5001/mcp/v1", "transport": "sse"}: the GET of /mcp/v1 without a
+    // session opens the 2024-11-05 stream, with a token and without one.
+    let app = spawn_app().await;
+    let (token, _) = app.client_token("read write").await;
+    for token in [Some(token.as_str()), None] {
+        let (mut events, endpoint) = open_at(&app, "/mcp/v1", token).await;
+        assert_eq!(
+            post(&app, &endpoint, token, initialize(1, "2024-11-05")).await,
+            StatusCode::ACCEPTED
+        );
+        let (_, data) = events.next().await;
+        let msg: Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(msg["result"]["protocolVersion"], "2024-11-05");
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+        assert_eq!(
+            post(&app, &endpoint, token, list).await,
+            StatusCode::ACCEPTED
+        );
+        let (_, data) = events.next().await;
+        assert_eq!(serde_json::from_str::<Value>(&data).unwrap()["id"], 2);
+    }
+    // Streamable HTTP's own GET, with a session, is unchanged: it is not the older transport.
+    let session = app.session(None).await;
+    let res = app
+        .http
+        .get(format!("{}/mcp/v1", app.mcp))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut events = Events {
+        res,
+        buffer: String::new(),
+    };
+    let first = tokio::time::timeout(Duration::from_millis(500), events.next()).await;
+    assert!(
+        first.is_err() || first.as_ref().unwrap().0 != "endpoint",
+        "a session's GET stream has no endpoint event"
     );
 }
 

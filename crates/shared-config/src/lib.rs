@@ -63,6 +63,8 @@ pub mod paths {
     pub const PRM_ROOT: &str = "/.well-known/oauth-protected-resource";
     /// ...and for the MCP endpoint (path inserted after the well-known prefix).
     pub const PRM_MCP: &str = "/.well-known/oauth-protected-resource/mcp/v1";
+    /// ...and for any other protected URL (the API's, the older transport's).
+    pub const PRM_ANY: &str = "/.well-known/oauth-protected-resource/{*path}";
     /// The resource API.
     pub const API_PROFILE: &str = "/api/user/profile";
     pub const API_DATA: &str = "/api/data";

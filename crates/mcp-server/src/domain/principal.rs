@@ -27,6 +27,16 @@ impl Scopes {
             Scope::Write => self.write,
         }
     }
+
+    /// These scopes and one more: what a step-up asks for (MCP 2025-11-25 authorization,
+    /// "Scope Challenge Handling": the scopes already granted plus the one required).
+    pub fn with(mut self, scope: Scope) -> Self {
+        match scope {
+            Scope::Read => self.read = true,
+            Scope::Write => self.write = true,
+        }
+        self
+    }
 }
 
 impl std::fmt::Display for Scopes {
@@ -70,7 +80,10 @@ impl Principal {
         if self.scopes.has(scope) {
             Ok(())
         } else {
-            Err(BearerError::InsufficientScope(scope))
+            Err(BearerError::InsufficientScope {
+                required: scope,
+                granted: self.scopes,
+            })
         }
     }
 }
@@ -84,6 +97,6 @@ pub enum BearerError {
     Invalid(&'static str),
     /// A malformed Authorization header or a token in the query string (400 invalid_request).
     BadRequest(&'static str),
-    /// The token lacks a scope (403 insufficient_scope).
-    InsufficientScope(Scope),
+    /// The token lacks a scope (403 insufficient_scope): the one required, and those it has.
+    InsufficientScope { required: Scope, granted: Scopes },
 }

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use shared_config::paths;
 
-use super::bearer::{Challenge, bearer_token};
+use super::bearer::{Challenge, bearer_token, metadata_url};
 use crate::domain::principal::{BearerError, Principal};
 use crate::mcp::public_base;
 use crate::service::items::ServiceError;
@@ -41,11 +41,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn from_service(state: &AppState, headers: &HeaderMap, e: ServiceError) -> Self {
+    fn from_service(to: &MetadataUrl, e: ServiceError) -> Self {
         match e {
-            ServiceError::Scope(s) => {
-                Self::Bearer(challenge(state, headers, BearerError::InsufficientScope(s)))
-            }
+            ServiceError::Scope(required, granted) => Self::Bearer(Challenge {
+                error: BearerError::InsufficientScope { required, granted },
+                resource_metadata: to.0.clone(),
+            }),
             ServiceError::NotFound(id) => Self::NotFound(id),
             ServiceError::Invalid(why) => Self::Invalid(why),
             ServiceError::Full(why) => Self::Limit(why),
@@ -100,21 +101,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn challenge(state: &AppState, headers: &HeaderMap, error: BearerError) -> Challenge {
-    Challenge {
-        error,
-        resource_metadata: format!("{}{}", public_base(state, headers), paths::PRM_ROOT),
+/// The RFC 9728 metadata URL of the URL a request reached, for its challenges.
+pub struct MetadataUrl(String);
+
+impl MetadataUrl {
+    fn of(state: &AppState, parts: &Parts) -> Self {
+        Self(metadata_url(
+            &public_base(state, &parts.headers),
+            parts.uri.path(),
+        ))
     }
 }
 
 /// The verified caller of an API request.
-pub struct Caller(pub Principal, HeaderMap);
+pub struct Caller(pub Principal, MetadataUrl);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let fail = |e| ApiError::Bearer(challenge(state, &parts.headers, e));
+        let to = MetadataUrl::of(state, parts);
+        let fail = |error| {
+            ApiError::Bearer(Challenge {
+                error,
+                resource_metadata: to.0.clone(),
+            })
+        };
         let token = bearer_token(&parts.headers, parts.uri.query())
             .map_err(fail)?
             .ok_or_else(|| fail(BearerError::Missing))?;
@@ -123,7 +135,7 @@ impl FromRequestParts<AppState> for Caller {
             .shared
             .admit(&principal)
             .map_err(|r| ApiError::TooMany(r.0))?;
-        Ok(Self(principal, parts.headers.clone()))
+        Ok(Self(principal, to))
     }
 }
 
@@ -191,7 +203,7 @@ pub(crate) async fn profile_get(
         .shared
         .items
         .profile(&p)
-        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+        .map_err(|e| ApiError::from_service(&h, e))?;
     Ok(axum::Json(profile).into_response())
 }
 
@@ -211,7 +223,7 @@ pub(crate) async fn data_get(
         .items
         .list(&p)
         .await
-        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+        .map_err(|e| ApiError::from_service(&h, e))?;
     Ok(axum::Json(list).into_response())
 }
 
@@ -234,7 +246,7 @@ pub(crate) async fn data_post(
         .items
         .create(&p, &body.name, body.value)
         .await
-        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+        .map_err(|e| ApiError::from_service(&h, e))?;
     Ok((StatusCode::CREATED, axum::Json(item)).into_response())
 }
 
@@ -258,7 +270,7 @@ pub(crate) async fn data_put(
         .items
         .update(&p, &id, body.name.as_deref(), body.value)
         .await
-        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+        .map_err(|e| ApiError::from_service(&h, e))?;
     Ok(axum::Json(item).into_response())
 }
 
@@ -280,6 +292,6 @@ pub(crate) async fn data_delete(
         .items
         .delete(&p, &id)
         .await
-        .map_err(|e| ApiError::from_service(&state, &h, e))?;
+        .map_err(|e| ApiError::from_service(&h, e))?;
     Ok(axum::Json(deleted).into_response())
 }

@@ -8,6 +8,12 @@ use serde_json::json;
 
 use crate::domain::principal::BearerError;
 
+/// The RFC 9728 metadata URL of a protected URL's path: the well-known prefix with the path
+/// inserted after it (RFC 9728 section 3.1), so that the document's `resource` is that URL.
+pub fn metadata_url(base: &str, path: &str) -> String {
+    format!("{base}{}{path}", shared_config::paths::PRM_ROOT)
+}
+
 /// A bearer error with the resource metadata URL its challenge points to.
 #[derive(Debug)]
 pub struct Challenge {
@@ -38,15 +44,25 @@ impl IntoResponse for Challenge {
                 ),
                 json!({"error": "invalid_request", "error_description": why}),
             ),
-            BearerError::InsufficientScope(scope) => (
-                StatusCode::FORBIDDEN,
-                format!(
-                    r#"Bearer error="insufficient_scope", scope="{}", resource_metadata="{meta}", error_description="this operation needs the {} scope""#,
-                    scope.as_str(),
-                    scope.as_str()
-                ),
-                json!({"error": "insufficient_scope", "error_description": format!("this operation needs the {} scope", scope.as_str()), "scope": scope.as_str()}),
-            ),
+            BearerError::InsufficientScope { required, granted } => {
+                // The scopes to ask for: those granted and the one required, so that a client
+                // which replaces its scopes with these keeps what it had.
+                let wanted = granted.with(*required);
+                tracing::info!(
+                    target: "audit",
+                    event = "step_up_required", outcome = "refused",
+                    required = required.as_str(), granted = %granted,
+                    "a token lacks the scope an operation needs"
+                );
+                let why = format!("this operation needs the {} scope", required.as_str());
+                (
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        r#"Bearer error="insufficient_scope", scope="{wanted}", resource_metadata="{meta}", error_description="{why}""#
+                    ),
+                    json!({"error": "insufficient_scope", "error_description": why, "scope": wanted.to_string()}),
+                )
+            }
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Ok(v) = HeaderValue::from_str(&header_value) {
@@ -69,9 +85,15 @@ pub fn bearer_token<'a>(
             "access tokens are accepted in the Authorization header only",
         ));
     }
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = all.next() else {
         return Ok(None);
     };
+    if all.next().is_some() {
+        return Err(BearerError::BadRequest(
+            "a request must carry one Authorization header, not several",
+        ));
+    }
     let value = value
         .to_str()
         .map_err(|_| BearerError::Invalid("malformed Authorization header"))?;
@@ -100,5 +122,11 @@ mod tests {
         assert!(bearer_token(&h, Some("access_token=abc")).is_err());
         h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
         assert!(bearer_token(&h, None).is_err());
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        h.append(header::AUTHORIZATION, "Bearer def".parse().unwrap());
+        assert!(matches!(
+            bearer_token(&h, None),
+            Err(BearerError::BadRequest(_))
+        ));
     }
 }

@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route(paths::PRM_MCP, get(resource_metadata::prm_mcp_get))
         .route(paths::PRM_ROOT, get(resource_metadata::prm_root_get))
+        .route(paths::PRM_ANY, get(resource_metadata::prm_path_get))
         .route(paths::AS_METADATA, get(resource_metadata::as_metadata_get))
         .route(paths::HEALTH, get(resource_metadata::health_get))
         .route(paths::OPENAPI, get(openapi::openapi_get))

@@ -37,6 +37,7 @@ impl Modify for BearerAuth {
     paths(
         crate::http::resource_metadata::prm_mcp_get,
         crate::http::resource_metadata::prm_root_get,
+        crate::http::resource_metadata::prm_path_get,
         crate::http::resource_metadata::health_get,
         crate::http::api::profile_get,
         crate::http::api::data_get,

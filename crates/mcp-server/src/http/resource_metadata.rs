@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -35,6 +35,40 @@ fn prm(state: &AppState, resource: String) -> Response {
 #[utoipa::path(get, path = paths::PRM_MCP, responses((status = 200, description = "RFC 9728 metadata of the MCP endpoint", body = Object)))]
 pub async fn prm_mcp_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let resource = format!("{}{}", public_base(&state, &headers), paths::MCP);
+    prm(&state, resource)
+}
+
+/// Whether a path is one this server protects with bearer tokens: the MCP endpoint and what lies
+/// under it, and the resource API.
+pub fn is_protected(path: &str) -> bool {
+    path == paths::MCP
+        || path
+            .strip_prefix(paths::MCP)
+            .is_some_and(|rest| rest.starts_with('/'))
+        || path.starts_with("/api/")
+}
+
+/// `GET /.well-known/oauth-protected-resource/{path}`: the metadata of any protected URL (RFC
+/// 9728 section 3.1, the path inserted after the well-known prefix), whose `resource` is that URL
+/// exactly (section 3.3), as the challenge of that URL names it.
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/{path}", params(("path" = String, Path, description = "a protected path, such as api/data or mcp/v1/sse")), responses(
+    (status = 200, description = "RFC 9728 metadata of that URL", body = Object),
+    (status = 404, description = "not a protected path", body = Object),
+))]
+pub async fn prm_path_get(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/{rest}");
+    if !is_protected(&path) {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "not_found", "error_description": "no protected resource has this path"})),
+        )
+            .into_response();
+    }
+    let resource = format!("{}{path}", public_base(&state, &headers));
     prm(&state, resource)
 }
 

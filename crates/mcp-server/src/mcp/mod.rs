@@ -28,7 +28,7 @@ use service_kit::ratelimit::RetryAfter;
 
 use crate::domain::principal::{BearerError, Principal};
 use crate::domain::session::SessionKey;
-use crate::http::bearer::{Challenge, bearer_token};
+use crate::http::bearer::{Challenge, bearer_token, metadata_url};
 use crate::service::auth::is_loopback_authority;
 use crate::service::sessions::unix_now;
 use crate::state::AppState;
@@ -148,11 +148,16 @@ pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     state.config.mcp_url.clone()
 }
 
-/// The 401/403 challenge of an MCP route.
-pub fn challenge(state: &AppState, headers: &HeaderMap, error: BearerError) -> Response {
+/// The 401/403 challenge of an MCP route, naming the metadata of the URL requested.
+pub fn challenge(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    error: BearerError,
+) -> Response {
     Challenge {
         error,
-        resource_metadata: format!("{}{}", public_base(state, headers), paths::PRM_MCP),
+        resource_metadata: metadata_url(&public_base(state, headers), path),
     }
     .into_response()
 }
@@ -167,6 +172,20 @@ pub fn unavailable() -> Response {
     );
     response.headers_mut().insert(header::RETRY_AFTER, 5.into());
     response
+}
+
+/// Whether a request accepts `text/event-stream`.
+fn accepts_sse(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
 }
 
 /// The session a request belongs to, if any.
@@ -208,7 +227,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let shared = &state.shared;
     let bearer = match bearer_token(req.headers(), req.uri().query()) {
         Ok(token) => token.map(str::to_owned),
-        Err(e) => return challenge(&state, req.headers(), e),
+        Err(e) => return challenge(&state, req.headers(), req.uri().path(), e),
     };
     let session = session_key(&req);
 
@@ -217,7 +236,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     if let Some(token) = &bearer {
         match shared.verifier.verify(token).await {
             Ok(p) => principal = Some(p),
-            Err(e) => return challenge(&state, req.headers(), e),
+            Err(e) => return challenge(&state, req.headers(), req.uri().path(), e),
         }
     } else if let Some(key) = &session {
         principal = shared.session_auth().session_principal(key).await;
@@ -270,13 +289,21 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
             );
         }
         let calls = match rpc::peek(&bytes, shortcut) {
-            Some(calls) => calls,
-            None => {
+            Ok(calls) => calls,
+            Err(rpc::Refusal::NotJson) => {
                 return rpc::error_response(
                     StatusCode::BAD_REQUEST,
                     None,
                     rpc::PARSE_ERROR,
                     "Parse error: the body is not valid JSON",
+                );
+            }
+            Err(rpc::Refusal::NotAMessage(why)) => {
+                return rpc::error_response(
+                    StatusCode::BAD_REQUEST,
+                    rpc::id_of(&bytes),
+                    rpc::INVALID_REQUEST,
+                    format!("Invalid Request: {why}"),
                 );
             }
         };
@@ -301,6 +328,16 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         && admission == Ok(Admission::Unknown)
         && session.is_some()
         && parts.uri.path() == paths::MCP;
+    // A session bound to a user, used without a token: the client is told to authorize (401)
+    // rather than that its session is gone, which only another principal's token hears.
+    if admission == Ok(Admission::Mismatch) && principal.is_none() {
+        return challenge(
+            &state,
+            &parts.headers,
+            parts.uri.path(),
+            BearerError::Missing,
+        );
+    }
     if admission == Ok(Admission::Mismatch) || gone {
         if !gone {
             tracing::warn!(target: "audit", event = "session_principal_mismatch", outcome = "refused", "a session was used by another principal");
@@ -315,16 +352,32 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
 
     let is_initialize = calls.iter().any(|c| c.method == "initialize");
     if principal.is_none() && state.config.mcp_auth_required {
-        return challenge(&state, &parts.headers, BearerError::Missing);
+        return challenge(
+            &state,
+            &parts.headers,
+            parts.uri.path(),
+            BearerError::Missing,
+        );
     }
     if let Some(scope) = tool.as_deref().and_then(required_scope) {
         match &principal {
-            None => return challenge(&state, &parts.headers, BearerError::Missing),
+            None => {
+                return challenge(
+                    &state,
+                    &parts.headers,
+                    parts.uri.path(),
+                    BearerError::Missing,
+                );
+            }
             Some(p) if !p.scopes.has(scope) => {
                 return challenge(
                     &state,
                     &parts.headers,
-                    BearerError::InsufficientScope(scope),
+                    parts.uri.path(),
+                    BearerError::InsufficientScope {
+                        required: scope,
+                        granted: p.scopes,
+                    },
                 );
             }
             Some(_) => {}
@@ -349,6 +402,12 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     }
     let is_delete = req.method() == Method::DELETE;
     let is_streamable = req.uri().path() == paths::MCP;
+    // A GET of the MCP endpoint without a session that asks for an event stream is a 2024-11-05
+    // client (MCP basic/transports, "Backwards Compatibility"): it gets the older transport,
+    // whose `endpoint` event names the messages URL.
+    if is_streamable && req.method() == Method::GET && session.is_none() && accepts_sse(&req) {
+        return sse::sse_get(State(state.clone()), req).await;
+    }
     let response = next.run(req).await;
 
     // Record the sessions Streamable HTTP opens and closes.

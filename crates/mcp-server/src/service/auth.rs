@@ -270,7 +270,7 @@ impl TokenVerifier {
             let reason = match e {
                 BearerError::Invalid(why) | BearerError::BadRequest(why) => *why,
                 BearerError::Missing => "no token",
-                BearerError::InsufficientScope(_) => "insufficient scope",
+                BearerError::InsufficientScope { .. } => "insufficient scope",
             };
             metrics::counter!("auth_failures_total", "service" => "mcp", "reason" => reason)
                 .increment(1);

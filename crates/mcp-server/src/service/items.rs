@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 pub use crate::domain::item::{Deleted, Item, ItemList, MAX_NAME_CHARS, Profile};
 use crate::domain::item::{ItemError, check_name, check_value, now_rfc3339};
-use crate::domain::principal::{BearerError, Principal, Scope};
+use crate::domain::principal::{BearerError, Principal, Scope, Scopes};
 use crate::store::{ItemChange, ItemStore, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
     #[error("this operation needs the {} scope", .0.as_str())]
-    Scope(Scope),
+    Scope(Scope, Scopes),
     #[error("no item with id {0}")]
     NotFound(String),
     #[error("{0}")]
@@ -34,7 +34,7 @@ impl From<ItemError> for ServiceError {
 impl From<BearerError> for ServiceError {
     fn from(e: BearerError) -> Self {
         match e {
-            BearerError::InsufficientScope(s) => Self::Scope(s),
+            BearerError::InsufficientScope { required, granted } => Self::Scope(required, granted),
             _ => Self::Invalid("not authorized".into()),
         }
     }
@@ -202,12 +202,12 @@ mod tests {
         let reader = user("r", true, false);
         assert!(matches!(
             store.create(&reader, "a", 1.0).await,
-            Err(ServiceError::Scope(Scope::Write))
+            Err(ServiceError::Scope(Scope::Write, _))
         ));
         let w = user("w", false, true);
         assert_eq!(
             store.list(&w).await.unwrap_err(),
-            ServiceError::Scope(Scope::Read)
+            ServiceError::Scope(Scope::Read, Scopes::parse("write"))
         );
         assert!(store.create(&w, &"x".repeat(257), 1.0).await.is_err());
         assert!(store.create(&w, "ok", f64::NAN).await.is_err());
