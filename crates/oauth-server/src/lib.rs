@@ -24,8 +24,10 @@
 //!   tests), sweeping expired state in the background.
 
 pub mod cimd;
+pub mod clients_file;
 pub mod domain;
 pub mod error;
+pub mod fetch;
 pub mod http;
 pub mod keys;
 pub mod limits;

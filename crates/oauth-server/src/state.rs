@@ -71,6 +71,8 @@ pub struct AppState {
     pub signer: Arc<crate::service::signin::Signer>,
     /// Client ID Metadata Documents fetched so far.
     pub cimd: Arc<crate::cimd::Cimd>,
+    /// The key sets of `private_key_jwt` clients that publish a `jwks_uri`.
+    pub client_keys: Arc<crate::fetch::JwksCache>,
     pub limits: Arc<crate::limits::Limits>,
     /// Signing keys shared through the stores (PostgreSQL without SIGNING_KEY_FILE).
     pub shared_keys: Option<Arc<crate::keys::SharedKeys>>,
@@ -87,7 +89,8 @@ impl AppState {
         if !config.demo_mode && users.is_empty() {
             tracing::warn!("DEMO_MODE=false and no USERS_FILE: nobody can sign in");
         }
-        let mut state = Self::with_parts(config, keys, Arc::new(SystemClock));
+        let mut state =
+            Self::with_parts(config, keys, Arc::new(SystemClock)).with_clients_file()?;
         state.users = Arc::new(users);
         Ok(state)
     }
@@ -150,7 +153,8 @@ impl AppState {
             signer: Arc::new(crate::service::signin::Signer::new(
                 config.secret_key.expose(),
             )),
-            cimd: Arc::new(crate::cimd::Cimd::new(config.cimd_allow_loopback)),
+            cimd: Arc::new(crate::cimd::Cimd::new(&config)),
+            client_keys: Arc::new(crate::fetch::JwksCache::new(config.cimd_allow_loopback)),
             limits: Arc::new(crate::limits::Limits::new(&config.rate_limits)),
             shared_keys: None,
             config: Arc::new(config),
@@ -200,10 +204,31 @@ impl AppState {
             }
             _ => (KeySet::load(&config)?, None),
         };
-        let mut state = Self::with_stores(config, keys, clock, stores);
+        let mut state = Self::with_stores(config, keys, clock, stores).with_clients_file()?;
         state.users = Arc::new(users);
         state.shared_keys = shared;
         Ok(state)
+    }
+
+    /// Adds the clients of CLIENTS_FILE, when set, to the clients from the configuration; a
+    /// bad file is an error naming the entry.
+    pub fn with_clients_file(mut self) -> anyhow::Result<Self> {
+        if let Some(path) = &self.config.clients_file {
+            let loaded = crate::clients_file::load(path, &self.config, self.clock.now())?;
+            let mut clients = (*self.static_clients).clone();
+            for client in loaded {
+                if clients.contains_key(&client.id) {
+                    anyhow::bail!(
+                        "CLIENTS_FILE {}: client_id {} is already a built-in client",
+                        path.display(),
+                        client.id
+                    );
+                }
+                clients.insert(client.id.clone(), Arc::new(client));
+            }
+            self.static_clients = Arc::new(clients);
+        }
+        Ok(self)
     }
 
     /// A client: from the configuration, registered, or described by a metadata document
@@ -221,7 +246,7 @@ impl AppState {
     /// Fetches the metadata document of a URL client_id when no fresh copy is cached; other
     /// client ids are left to the store. The error says why a document was refused.
     pub async fn ensure_client(&self, id: &str) -> Result<(), String> {
-        if crate::cimd::is_document_url(id, self.cimd.allows_loopback())
+        if self.cimd.applies_to(id)
             && !self.static_clients.contains_key(id)
             && self.stores.clients.get(id).await.ok().flatten().is_none()
         {
@@ -252,6 +277,7 @@ impl AppState {
             ("clients", s.clients.sweep(idle_before).await),
             ("consents", s.consents.sweep(now).await),
             ("sign_ins", s.sign_ins.sweep(now).await),
+            ("replays", s.replays.sweep(now).await),
         ];
         for (store, result) in results {
             match result {
@@ -279,5 +305,7 @@ fn static_client(id: &str, secret: &str, name: &str, now: u64) -> Client {
         dynamic: false,
         last_used: now,
         registration_token_hash: None,
+        keys: None,
+        extra: serde_json::Map::new(),
     }
 }

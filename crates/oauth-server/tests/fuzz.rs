@@ -9,7 +9,7 @@ use axum::http::{Request, header};
 use oauth_server::domain::AccessClaims;
 use oauth_server::domain::Params;
 use oauth_server::keys::{KeySet, SigningKey};
-use oauth_server::service::register::{NewClient, RegistrationRequest};
+use oauth_server::service::register::{NewClient, Policy, RegistrationRequest};
 use oauth_server::service::token::Grant;
 use oauth_server::state::{AppState, ManualClock};
 use proptest::prelude::*;
@@ -151,7 +151,8 @@ proptest! {
     #[test]
     fn the_registration_parser_takes_any_json(value in json_value()) {
         if let Ok(request) = serde_json::from_value::<RegistrationRequest>(value) {
-            let _ = NewClient::try_from(request);
+            let policy = Policy::dynamic(&shared_config::Config::demo_defaults());
+            let _ = NewClient::check(request, policy);
         }
     }
 

@@ -159,6 +159,21 @@ pub struct Config {
     /// CIMD_ALLOW_LOOPBACK (false): a test setting that lets Client ID Metadata Documents be
     /// fetched over plain http from loopback addresses. Never for production.
     pub cimd_allow_loopback: bool,
+    /// CLIENTS_FILE: pre-registered clients, in every mode: a JSON array of RFC 7591 client
+    /// metadata with `client_id` (and `client_secret_sha256` for the secret methods).
+    pub clients_file: Option<PathBuf>,
+    /// REGISTRATION (open): `open` serves RFC 7591 dynamic registration; `off` refuses it and
+    /// leaves `registration_endpoint` out of the metadata.
+    pub registration_open: bool,
+    /// REGISTRATION_ALLOW_CLIENT_CREDENTIALS (false): outside demo mode, whether dynamic
+    /// registration may ask for the client_credentials grant (a machine token with no user).
+    pub registration_allow_client_credentials: bool,
+    /// CLIENT_METADATA_DOCUMENTS (on): whether a URL client_id names a Client ID Metadata
+    /// Document that is fetched.
+    pub client_metadata_documents: bool,
+    /// CLIENT_METADATA_DOCUMENT_HOSTS: comma-separated hosts that may publish metadata documents
+    /// (`*.example.com` matches its subdomains); empty means any public host.
+    pub client_metadata_document_hosts: Vec<String>,
     /// USERS_FILE: the people who may sign in when DEMO_MODE=false: a JSON array of
     /// `{"username", "name", "email", "password_hash"}` (argon2 PHC strings).
     pub users_file: Option<PathBuf>,
@@ -345,6 +360,35 @@ impl Config {
             )?,
             signing_key_file: get("SIGNING_KEY_FILE").map(PathBuf::from),
             users_file: get("USERS_FILE").map(PathBuf::from),
+            clients_file: get("CLIENTS_FILE").map(PathBuf::from),
+            registration_open: match get("REGISTRATION").as_deref() {
+                None | Some("open") => true,
+                Some("off") => false,
+                Some(other) => return Err(invalid("REGISTRATION", other, "expected open or off")),
+            },
+            registration_allow_client_credentials: parse_bool(
+                "REGISTRATION_ALLOW_CLIENT_CREDENTIALS",
+                get("REGISTRATION_ALLOW_CLIENT_CREDENTIALS"),
+                false,
+            )?,
+            client_metadata_documents: match get("CLIENT_METADATA_DOCUMENTS").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(invalid(
+                        "CLIENT_METADATA_DOCUMENTS",
+                        other,
+                        "expected on or off",
+                    ));
+                }
+            },
+            client_metadata_document_hosts: get("CLIENT_METADATA_DOCUMENT_HOSTS")
+                .map(|v| {
+                    split_list(&v)
+                        .map(|h| h.to_ascii_lowercase())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
             cimd_allow_loopback: parse_bool(
                 "CIMD_ALLOW_LOOPBACK",
                 get("CIMD_ALLOW_LOOPBACK"),

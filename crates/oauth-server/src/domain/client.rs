@@ -48,16 +48,24 @@ impl GrantType {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 section 2.2).
+    PrivateKeyJwt,
     None,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+    pub const ALL: [AuthMethod; 4] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::None,
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             "none" => Some(Self::None),
             _ => None,
         }
@@ -67,6 +75,7 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
         }
     }
@@ -74,7 +83,36 @@ impl AuthMethod {
     pub fn is_confidential(self) -> bool {
         self != Self::None
     }
+
+    /// Whether the method authenticates with a shared secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
 }
+
+/// Where a `private_key_jwt` client's public keys are (RFC 7591 section 2: `jwks` or
+/// `jwks_uri`, never both).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKeys {
+    /// The key set itself, as registered.
+    Jwks(serde_json::Value),
+    /// An https URL serving the key set.
+    JwksUri(String),
+}
+
+/// Registered metadata this server keeps and returns as given but does not act on (RFC 7591
+/// section 2; `application_type` from OpenID Connect Dynamic Registration).
+pub const DESCRIPTIVE_METADATA: [&str; 8] = [
+    "client_uri",
+    "logo_uri",
+    "tos_uri",
+    "policy_uri",
+    "contacts",
+    "software_id",
+    "software_version",
+    "application_type",
+];
 
 /// A registered client.
 #[derive(Debug, Clone)]
@@ -98,10 +136,25 @@ pub struct Client {
     pub last_used: u64,
     /// SHA-256 of the RFC 7592 registration access token (dynamic clients only).
     pub registration_token_hash: Option<Hash>,
+    /// The public keys of a `private_key_jwt` client.
+    pub keys: Option<ClientKeys>,
+    /// The descriptive metadata registered ([`DESCRIPTIVE_METADATA`]), returned as given.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
+
 impl Client {
+    /// A client that authenticates (by secret or by a signed assertion).
     pub fn is_confidential(&self) -> bool {
-        self.secret_hash.is_some()
+        self.auth_method.is_confidential()
+    }
+
+    /// Whether every redirect URI is on a loopback host: any program on the user's machine
+    /// could then be this client (draft-ietf-oauth-client-id-metadata-document, security
+    /// considerations).
+    pub fn only_loopback_redirects(&self) -> bool {
+        self.any_loopback_redirect
+            || (!self.redirect_uris.is_empty()
+                && self.redirect_uris.iter().all(RedirectUri::is_loopback))
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {

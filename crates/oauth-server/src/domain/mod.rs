@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod grant;
+pub mod jwks;
 pub mod params;
 pub mod pkce;
 pub mod redirect_uri;
@@ -13,7 +14,7 @@ pub mod secret;
 pub mod throttle;
 pub mod tokens;
 
-pub use client::{AuthMethod, Client, GrantType};
+pub use client::{AuthMethod, Client, ClientKeys, DESCRIPTIVE_METADATA, GrantType};
 pub use grant::{
     AuthCode, CodeCheck, CodeIssue, CodeMismatch, NewRefresh, RefreshCheck, RefreshGrant,
     RefreshMismatch, RotationIssue,

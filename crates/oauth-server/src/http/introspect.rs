@@ -17,7 +17,6 @@ use crate::state::AppState;
         (status = 400, body = super::openapi::ErrorBody),
         (status = 401, body = super::openapi::ErrorBody),
         (status = 429, description = "over a rate limit (Retry-After)", body = super::openapi::ErrorBody),
-        (status = 415, body = super::openapi::ErrorBody),
     ))]
 pub async fn introspect_post(
     State(state): State<AppState>,

@@ -104,11 +104,25 @@ fn scope_words(scope: crate::domain::Scope) -> String {
         .collect()
 }
 
+/// Shown when every redirect URI of the client is on this computer.
+const LOOPBACK_WARNING: &str = "<p class=\"error\" role=\"alert\" id=\"loopback-warning\">\
+Warning: this client sends its answer to an address on your own computer (localhost). Any \
+program running on your machine could claim to be this client. Approve only if you just started \
+it yourself. You will be asked again each time.</p>";
+
 /// The consent page: who asks, where the answer goes, what for, and on which resource.
+/// The client that asks, as the consent page shows it.
+pub struct Asking<'a> {
+    pub name: &'a str,
+    /// Every redirect URI is on loopback: the page warns about it.
+    pub loopback_only: bool,
+    /// Where the answer goes.
+    pub redirect_host: &'a str,
+}
+
 pub fn consent(
     user: &str,
-    client_name: &str,
-    redirect_host: &str,
+    client: Asking<'_>,
     scope: crate::domain::Scope,
     resource: &str,
     request: &str,
@@ -119,7 +133,7 @@ pub fn consent(
         &format!(
             "{FORM_STYLE}<h1>Allow access?</h1><p>Signed in as <strong>{user}</strong>.</p>\
              <p><strong>{client}</strong> will receive access through \
-             <span class=\"host\">{host}</span>. Approve only if you trust that address.</p>\
+             <span class=\"host\">{host}</span>. Approve only if you trust that address.</p>{warning}\
              <p>It asks to:</p><ul>{scopes}</ul><p>on <code>{resource}</code>.</p>\
              <form method=\"post\" action=\"{action}\">\
              <input type=\"hidden\" name=\"request\" value=\"{request}\">\
@@ -127,8 +141,13 @@ pub fn consent(
              <button type=\"submit\" name=\"decision\" value=\"approve\" class=\"primary\">Approve</button>\
              <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button></form>",
             user = escape(user),
-            client = escape(client_name),
-            host = escape(redirect_host),
+            client = escape(client.name),
+            host = escape(client.redirect_host),
+            warning = if client.loopback_only {
+                LOOPBACK_WARNING
+            } else {
+                ""
+            },
             scopes = scope_words(scope),
             resource = escape(resource),
             action = shared_config::paths::CONSENT,

@@ -27,11 +27,11 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
                 v.trim()
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
+        // RFC 6749 section 5.2: a request the endpoint cannot read is 400 invalid_request.
         if !is_form {
             return Err(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
-            )
-            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+            ));
         }
         let body = read_body(req, state).await?;
         Params::parse(&body).map(Self)

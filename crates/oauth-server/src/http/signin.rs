@@ -164,10 +164,16 @@ pub async fn authorize_interactive(
         .get(&session.u)
         .map(|u| u.name.clone())
         .unwrap_or_default();
+    let loopback_only = signin::loopback_only(state, &request.client_id)
+        .await
+        .map_err(AuthorizeError::NoRedirect)?;
     let html = pages::consent(
         &user,
-        &name,
-        &redirect_host(&request.redirect_uri),
+        pages::Asking {
+            name: &name,
+            loopback_only,
+            redirect_host: &redirect_host(&request.redirect_uri),
+        },
         request.scope,
         request
             .resource

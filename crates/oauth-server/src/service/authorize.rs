@@ -119,7 +119,16 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Approved, Aut
     let scope = match params.get("scope") {
         None => client.scope,
         Some(s) => {
-            let scope = Scope::parse(s).map_err(|e| to.error(OAuthError::invalid_scope(e)))?;
+            // Scopes this server does not know (openid, profile, ...) are narrowed away while a
+            // known one remains; offline_access is known and adds nothing to the token's scope.
+            let narrowed = Scope::narrow(s);
+            if !narrowed.knows_any() && !narrowed.unknown.is_empty() {
+                return Err(to.error(OAuthError::invalid_scope(format!(
+                    "none of the scopes {s:?} is known here (supported: {})",
+                    Scope::requestable().join(" ")
+                ))));
+            }
+            let scope = narrowed.scope;
             if scope.is_empty() {
                 client.scope
             } else if client.scope.contains(scope) {

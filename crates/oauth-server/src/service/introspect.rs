@@ -14,7 +14,8 @@ pub async fn introspect(
     authorization: Option<&str>,
     params: &Params,
 ) -> Result<Value> {
-    let presented = clients::identify(state, authorization, params).await?;
+    let presented =
+        clients::identify(state, authorization, params, &state.endpoints.introspection).await?;
     let client = clients::authenticate(state, presented).await?;
     if !client.is_confidential() {
         return Err(OAuthError::invalid_client(

@@ -5,29 +5,42 @@ use serde_json::{Value, json};
 use shared_config::{Config, Endpoints};
 
 use crate::domain::{AuthMethod, GrantType, Scope};
+use crate::service::assertion::ASSERTION_ALGS;
 
 /// The metadata document, built once at start-up. `signing_algs` are the algorithms of the
 /// published keys (listed as `access_token_signing_alg_values_supported`, an extension).
 pub fn document(config: &Config, endpoints: &Endpoints, signing_algs: &[&str]) -> Value {
     let auth_methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
-    json!({
+    let confidential: Vec<&str> = AuthMethod::ALL
+        .iter()
+        .filter(|m| m.is_confidential())
+        .map(|m| m.as_str())
+        .collect();
+    let mut doc = json!({
         "issuer": config.issuer,
         "authorization_endpoint": endpoints.authorization,
         "token_endpoint": endpoints.token,
-        "registration_endpoint": endpoints.registration,
         "jwks_uri": endpoints.jwks,
         "revocation_endpoint": endpoints.revocation,
         "introspection_endpoint": endpoints.introspection,
-        "scopes_supported": Scope::supported(),
+        "scopes_supported": Scope::requestable(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": confidential,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
-        "client_id_metadata_document_supported": true,
+        "client_id_metadata_document_supported": config.client_metadata_documents,
         "access_token_signing_alg_values_supported": signing_algs,
-    })
+    });
+    // No registration endpoint when REGISTRATION=off.
+    if config.registration_open {
+        doc["registration_endpoint"] = Value::from(endpoints.registration.as_str());
+    }
+    doc
 }

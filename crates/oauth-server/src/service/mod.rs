@@ -2,6 +2,7 @@
 //! [`crate::AppState`] and parsed domain types, answer with domain types or [`crate::OAuthError`],
 //! and know nothing of HTTP frameworks.
 
+pub mod assertion;
 pub mod authorize;
 pub mod clients;
 pub mod introspect;

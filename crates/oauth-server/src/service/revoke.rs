@@ -9,7 +9,8 @@ use crate::state::AppState;
 
 /// Revokes `token` for the authenticated client; tokens of other clients are left alone.
 pub async fn revoke(state: &AppState, authorization: Option<&str>, params: &Params) -> Result<()> {
-    let presented = clients::identify(state, authorization, params).await?;
+    let presented =
+        clients::identify(state, authorization, params, &state.endpoints.revocation).await?;
     let client = clients::authenticate(state, presented).await?;
     let token = params.require("token")?;
     let now = state.clock.now();

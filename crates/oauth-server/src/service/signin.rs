@@ -194,13 +194,26 @@ impl Signer {
 /// How long a remembered consent lasts before the user is asked again.
 pub const CONSENT_TTL: u64 = 90 * 24 * 3600;
 
-/// Whether `user` already approved `scope` (or more) for `client_id`.
+/// Whether a client's redirect URIs are all on loopback: any program on the user's machine could
+/// then be this client, so its consent is asked for every time and the page warns about it.
+pub async fn loopback_only(state: &AppState, client_id: &str) -> Result<bool> {
+    Ok(state
+        .client(client_id)
+        .await?
+        .is_some_and(|c| c.only_loopback_redirects()))
+}
+
+/// Whether `user` already approved `scope` (or more) for `client_id`. A remembered consent never
+/// covers a loopback-only client.
 pub async fn consent_covers(
     state: &AppState,
     user: &str,
     client_id: &str,
     scope: Scope,
 ) -> Result<bool> {
+    if loopback_only(state, client_id).await? {
+        return Ok(false);
+    }
     let now = state.clock.now();
     let given = state
         .stores
@@ -210,13 +223,17 @@ pub async fn consent_covers(
     Ok(given.contains(scope))
 }
 
-/// Remembers that `user` approved `scope` for `client_id` (added to what they approved before).
+/// Remembers that `user` approved `scope` for `client_id` (added to what they approved before);
+/// not for a loopback-only client, which is asked every time.
 pub async fn remember_consent(
     state: &AppState,
     user: &str,
     client_id: &str,
     scope: Scope,
 ) -> Result<()> {
+    if loopback_only(state, client_id).await? {
+        return Ok(());
+    }
     let expires_at = state.clock.now() + CONSENT_TTL;
     state
         .stores

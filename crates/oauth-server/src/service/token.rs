@@ -88,7 +88,7 @@ pub async fn token(
     authorization: Option<&str>,
     params: &Params,
 ) -> Result<TokenResponse> {
-    let presented = clients::identify(state, authorization, params).await?;
+    let presented = clients::identify(state, authorization, params, &state.endpoints.token).await?;
     let grant = Grant::try_from(params)?;
     let client = clients::authenticate(state, presented).await?;
     let resource = params

@@ -44,7 +44,9 @@ macro_rules! contract_suite {
             full_stores_refuse_cleanly,
             idle_clients_are_swept_and_a_touch_keeps_them,
             a_dropped_call_leaves_the_state_whole,
-            revocations_last_until_the_token_expires
+            revocations_last_until_the_token_expires,
+            an_identifier_is_used_once_until_it_expires,
+            a_client_keeps_its_keys_and_metadata
         );
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -195,7 +197,81 @@ fn client(id: &str, last_used: u64) -> Client {
         dynamic: true,
         last_used,
         registration_token_hash: None,
+        keys: None,
+        extra: serde_json::Map::new(),
     }
+}
+
+pub async fn an_identifier_is_used_once_until_it_expires(s: Stores) {
+    let jti = hash_secret("jti-1");
+    assert!(s.replays.first_use(&jti, NOW + 60, NOW).await.unwrap());
+    assert!(!s.replays.first_use(&jti, NOW + 60, NOW + 1).await.unwrap());
+    assert!(
+        !s.replays
+            .first_use(&jti, NOW + 120, NOW + 59)
+            .await
+            .unwrap(),
+        "a standing use is not extended by a replay"
+    );
+    // Concurrent first uses of one identifier: exactly one wins.
+    let other = hash_secret("jti-2");
+    let tries = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.replays.first_use(&other, NOW + 60, NOW).await.unwrap() })
+    });
+    let wins = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+    // After it expires it may be used again, and the sweep removes what expired.
+    assert!(
+        s.replays
+            .first_use(&jti, NOW + 200, NOW + 61)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.replays.sweep(NOW + 61).await.unwrap() >= 1,
+        "jti-2 expired"
+    );
+    assert!(
+        !s.replays
+            .first_use(&jti, NOW + 300, NOW + 100)
+            .await
+            .unwrap()
+    );
+    // Bounded: at the bound, with nothing expired, a new identifier is refused cleanly.
+    for i in 0..MAX {
+        let _ = s
+            .replays
+            .first_use(&hash_secret(&format!("fill-{i}")), NOW + 1000, NOW + 100)
+            .await;
+    }
+    assert!(matches!(
+        s.replays
+            .first_use(&hash_secret("one-more"), NOW + 1000, NOW + 100)
+            .await,
+        Err(StoreError::Full(_))
+    ));
+}
+
+pub async fn a_client_keeps_its_keys_and_metadata(s: Stores) {
+    let mut c = client("pkj", NOW);
+    c.auth_method = AuthMethod::PrivateKeyJwt;
+    c.keys = Some(crate::domain::ClientKeys::JwksUri(
+        "https://app.example/jwks.json".into(),
+    ));
+    c.extra
+        .insert("software_id".into(), serde_json::Value::from("sw-1"));
+    c.extra
+        .insert("contacts".into(), serde_json::json!(["ops@example.com"]));
+    s.clients.insert(c.clone()).await.unwrap();
+    let back = s.clients.get("pkj").await.unwrap().unwrap();
+    assert_eq!(back.auth_method, AuthMethod::PrivateKeyJwt);
+    assert_eq!(back.keys, c.keys);
+    assert_eq!(back.extra, c.extra);
 }
 
 pub async fn codes_are_single_use_and_a_replay_revokes_what_they_issued(s: Stores) {

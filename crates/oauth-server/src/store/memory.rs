@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 
 use super::{
-    ClientStore, ConsentStore, GrantSizes, GrantStore, Redeemed, Rotated, SignInThrottle,
-    StoreError, StoreResult,
+    ClientStore, ConsentStore, GrantSizes, GrantStore, Redeemed, ReplayStore, Rotated,
+    SignInThrottle, StoreError, StoreResult,
 };
 use crate::domain::{
     Attempt, AuthCode, Client, CodeCheck, CodeIssue, Hash, RefreshCheck, RefreshGrant,
@@ -412,6 +412,45 @@ impl ConsentStore for MemoryConsents {
     async fn sweep(&self, now: u64) -> StoreResult<usize> {
         let before = self.map.len();
         self.map.retain(|_, e| e.1 > now);
+        Ok(before - self.map.len())
+    }
+}
+
+pub struct MemoryReplays {
+    map: DashMap<Hash, u64>,
+    max: usize,
+}
+
+impl MemoryReplays {
+    pub fn new(max: usize) -> Self {
+        Self {
+            map: DashMap::new(),
+            max,
+        }
+    }
+}
+
+#[async_trait]
+impl ReplayStore for MemoryReplays {
+    async fn first_use(&self, key: &Hash, expires_at: u64, now: u64) -> StoreResult<bool> {
+        // `len` locks every shard, so it must not run while an entry's shard is held.
+        if !self.map.contains_key(key) && self.map.len() >= self.max {
+            self.map.retain(|_, until| *until > now);
+            if self.map.len() >= self.max {
+                return Err(StoreError::Full("replay"));
+            }
+        }
+        let mut entry = self.map.entry(*key).or_insert(0);
+        if *entry > now {
+            return Ok(false);
+        }
+        *entry = expires_at;
+        Ok(true)
+    }
+
+    async fn sweep(&self, now: u64) -> StoreResult<usize> {
+        let before = self.map.len();
+        self.map.retain(|_, until| *until > now);
         Ok(before - self.map.len())
     }
 }

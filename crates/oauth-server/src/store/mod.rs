@@ -45,6 +45,7 @@ pub struct Stores {
     pub grants: Arc<dyn GrantStore>,
     pub consents: Arc<dyn ConsentStore>,
     pub sign_ins: Arc<dyn SignInThrottle>,
+    pub replays: Arc<dyn ReplayStore>,
     /// Signing keys shared by every instance; `None` when each instance keeps its own (in
     /// memory, or the same `SIGNING_KEY_FILE` everywhere).
     pub keys: Option<Arc<dyn KeyStore>>,
@@ -58,6 +59,7 @@ impl Stores {
             grants: Arc::new(memory::MemoryGrants::new(max)),
             consents: Arc::new(memory::MemoryConsents::new(max)),
             sign_ins: Arc::new(memory::MemorySignIns::new(max, ThrottlePolicy::default())),
+            replays: Arc::new(memory::MemoryReplays::new(max)),
             keys: None,
         }
     }
@@ -199,6 +201,17 @@ pub trait SignInThrottle: Send + Sync {
     async fn attempt(&self, keys: &[String], now: u64) -> StoreResult<Attempt>;
     /// The attempt's check finished: its place is freed, and a success clears the counts.
     async fn finish(&self, keys: &[String], succeeded: bool) -> StoreResult<()>;
+    async fn sweep(&self, now: u64) -> StoreResult<usize>;
+}
+
+/// Identifiers that may be used once until they expire: the `jti` of a client assertion (RFC
+/// 7523 section 3, "The JWT MAY contain a jti claim ... used only once"), kept as a hash of its
+/// namespace, issuer and value.
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Records a use of `key` until `expires_at`, in one step: true the first time, false while
+    /// an earlier use stands (on every instance). `Full` at the bound.
+    async fn first_use(&self, key: &Hash, expires_at: u64, now: u64) -> StoreResult<bool>;
     async fn sweep(&self, now: u64) -> StoreResult<usize>;
 }
 

@@ -19,13 +19,13 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    ClientStore, ConsentStore, GrantSizes, GrantStore, KeyStore, Redeemed, Rotated, SignInThrottle,
-    StoreError, StoreResult, StoredKey, Stores,
+    ClientStore, ConsentStore, GrantSizes, GrantStore, KeyStore, Redeemed, ReplayStore, Rotated,
+    SignInThrottle, StoreError, StoreResult, StoredKey, Stores,
 };
 use crate::domain::{
-    Attempt, AuthCode, AuthMethod, Client, CodeChallenge, CodeCheck, CodeIssue, GrantType, Hash,
-    RedirectUri, RefreshCheck, RefreshGrant, RotationIssue, Scope, Sealed, SignInCounter,
-    ThrottlePolicy,
+    Attempt, AuthCode, AuthMethod, Client, ClientKeys, CodeChallenge, CodeCheck, CodeIssue,
+    GrantType, Hash, RedirectUri, RefreshCheck, RefreshGrant, RotationIssue, Scope, Sealed,
+    SignInCounter, ThrottlePolicy,
 };
 
 /// The schema of the authorization server's tables.
@@ -74,6 +74,7 @@ pub fn stores(pool: PgPool, max: usize) -> Stores {
         revoked: ApproxCount::default(),
         consents: ApproxCount::default(),
         sign_ins: ApproxCount::default(),
+        replays: ApproxCount::default(),
         policy: ThrottlePolicy::default(),
         client_cache: DashMap::new(),
         touched: DashMap::new(),
@@ -83,6 +84,7 @@ pub fn stores(pool: PgPool, max: usize) -> Stores {
         grants: Arc::new(shared.clone()),
         consents: Arc::new(shared.clone()),
         sign_ins: Arc::new(shared.clone()),
+        replays: Arc::new(shared.clone()),
         keys: Some(Arc::new(shared)),
     }
 }
@@ -97,6 +99,7 @@ pub struct PgInner {
     revoked: ApproxCount,
     consents: ApproxCount,
     sign_ins: ApproxCount,
+    replays: ApproxCount,
     policy: ThrottlePolicy,
     /// Clients read lately, with when (wall clock): every token request reads its client, and a
     /// registration changes rarely. A change made here is seen here at once; one made on another
@@ -145,6 +148,10 @@ struct ClientDoc {
     issued_at: u64,
     dynamic: bool,
     registration_token_hash: Option<Hash>,
+    #[serde(default)]
+    keys: Option<ClientKeys>,
+    #[serde(default)]
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ClientDoc {
@@ -165,6 +172,8 @@ impl ClientDoc {
             issued_at: c.issued_at,
             dynamic: c.dynamic,
             registration_token_hash: c.registration_token_hash,
+            keys: c.keys.clone(),
+            extra: c.extra.clone(),
         }
     }
 
@@ -188,6 +197,8 @@ impl ClientDoc {
             dynamic: self.dynamic,
             last_used,
             registration_token_hash: self.registration_token_hash,
+            keys: self.keys,
+            extra: self.extra,
         }
     }
 }
@@ -864,6 +875,48 @@ impl ConsentStore for Pg {
         )
         .await?;
         self.consents.invalidate();
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl ReplayStore for Pg {
+    async fn first_use(&self, key: &Hash, expires_at: u64, now: u64) -> StoreResult<bool> {
+        if self.full(&self.replays, "used_jtis").await? {
+            ReplayStore::sweep(self, now).await?;
+            self.replays.invalidate();
+            if self.full(&self.replays, "used_jtis").await? {
+                return Err(StoreError::Full("replay"));
+            }
+        }
+        // One statement: a new key is inserted; an expired one is taken over; a standing one
+        // changes nothing and returns no row.
+        let first = sqlx::query(
+            "INSERT INTO used_jtis (key, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE used_jtis.expires_at <= $3 RETURNING 1",
+        )
+        .bind(&key[..])
+        .bind(secs(expires_at))
+        .bind(secs(now))
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some();
+        if first {
+            self.replays.added();
+        }
+        Ok(first)
+    }
+
+    async fn sweep(&self, now: u64) -> StoreResult<usize> {
+        let n = sweep_batches(
+            &self.pool,
+            "DELETE FROM used_jtis WHERE key IN \
+             (SELECT key FROM used_jtis WHERE expires_at <= $1 LIMIT $2)",
+            secs(now),
+        )
+        .await?;
+        self.replays.invalidate();
         Ok(n)
     }
 }

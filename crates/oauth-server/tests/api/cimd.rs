@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Serves `body` at /client.json (with `status` and extra headers) on 127.0.0.1:0; returns its URL.
-async fn serve_document(
+pub async fn serve_document(
     make: impl Fn(String) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync + 'static,
 ) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -24,7 +24,10 @@ async fn metadata_lists_every_endpoint_and_capability() {
     ] {
         assert_eq!(m[key], app.url(path), "{key}");
     }
-    assert_eq!(m["scopes_supported"], serde_json::json!(["read", "write"]));
+    assert_eq!(
+        m["scopes_supported"],
+        serde_json::json!(["read", "write", "offline_access"])
+    );
     assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
     assert_eq!(
         m["grant_types_supported"],
@@ -32,8 +35,32 @@ async fn metadata_lists_every_endpoint_and_capability() {
     );
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ])
     );
+    assert_eq!(
+        m["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
+    );
+    let algs = m["token_endpoint_auth_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(algs.contains(&"ES256".into()) && algs.contains(&"RS256".into()));
+    assert!(
+        !algs
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("HS") || a == "none"),
+        "asymmetric algorithms only"
+    );
+    assert_eq!(m["client_id_metadata_document_supported"], true);
     assert_eq!(
         m["code_challenge_methods_supported"],
         serde_json::json!(["S256"])

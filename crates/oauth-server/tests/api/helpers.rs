@@ -100,7 +100,9 @@ async fn spawn_inner(adjust: impl FnOnce(&mut Config), with_alice: bool) -> Test
     );
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let (stores, database) = test_stores(config.store_max_entries).await;
-    let mut state = AppState::with_stores(config, keys, clock.clone(), stores);
+    let mut state = AppState::with_stores(config, keys, clock.clone(), stores)
+        .with_clients_file()
+        .expect("CLIENTS_FILE");
     if with_alice {
         state.users = Arc::new(oauth_server::service::signin::Users::from_list(vec![
             oauth_server::service::signin::User {

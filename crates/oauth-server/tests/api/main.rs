@@ -6,6 +6,7 @@
 mod adversarial;
 mod authorize;
 mod cimd;
+mod clients;
 mod discovery;
 mod helpers;
 mod limits;

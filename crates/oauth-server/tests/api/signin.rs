@@ -37,13 +37,19 @@ fn cookie_pair(set_cookie: &str) -> String {
 struct Flow {
     app: TestApp,
     client: Registered,
+    redirect: &'static str,
 }
 
 impl Flow {
+    /// A public client whose one redirect URI is on loopback (as desktop MCP clients are).
     async fn new() -> Self {
+        Self::with_redirect(REDIRECT).await
+    }
+
+    async fn with_redirect(redirect: &'static str) -> Self {
         let app = spawn_signin().await;
         let res = app
-            .register(json!({"client_name": "Note Taker", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+            .register(json!({"client_name": "Note Taker", "redirect_uris": [redirect], "token_endpoint_auth_method": "none"}))
             .await;
         let id = res.json::<serde_json::Value>().await.unwrap()["client_id"]
             .as_str()
@@ -52,6 +58,7 @@ impl Flow {
         Self {
             app,
             client: Registered { id, secret: None },
+            redirect,
         }
     }
 
@@ -59,7 +66,7 @@ impl Flow {
         vec![
             ("response_type", "code".into()),
             ("client_id", self.client.id.clone()),
-            ("redirect_uri", REDIRECT.into()),
+            ("redirect_uri", self.redirect.into()),
             ("code_challenge", challenge_for(VERIFIER)),
             ("code_challenge_method", "S256".into()),
             ("scope", "read write".into()),
@@ -269,12 +276,17 @@ async fn forged_form_posts_are_refused() {
 
 #[tokio::test]
 async fn sign_in_then_approve_issues_a_code_for_the_user_and_is_remembered() {
-    let flow = Flow::new().await;
+    let flow = Flow::with_redirect("https://notes.example/callback").await;
     let session = flow.sign_in().await;
     let res = flow.authorize(Some(&session)).await;
-    assert_eq!(res.status(), StatusCode::OK);
+    let status = res.status();
+    assert_eq!(status, StatusCode::OK, "{}", res.text().await.unwrap());
     let consent = res.text().await.unwrap();
-    assert!(consent.contains("Note Taker") && consent.contains("127.0.0.1:8080"));
+    assert!(consent.contains("Note Taker") && consent.contains("notes.example"));
+    assert!(
+        !consent.contains("loopback-warning"),
+        "no warning for a client on the web"
+    );
     assert!(consent.contains("See your profile and your data items"));
     assert!(consent.contains("Create, change and delete your data items"));
     assert!(consent.contains("http://127.0.0.1:5001"), "the resource");
@@ -291,8 +303,19 @@ async fn sign_in_then_approve_issues_a_code_for_the_user_and_is_remembered() {
     let params = location_params(&res);
     assert_eq!(params["state"], "s-42");
     assert_eq!(params["iss"], flow.app.base);
-    let (status, tokens) = json_of(flow.app.exchange(&flow.client, &params["code"]).await).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, tokens) = json_of(
+        flow.app
+            .token(&[
+                ("grant_type", "authorization_code"),
+                ("code", &params["code"]),
+                ("redirect_uri", flow.redirect),
+                ("code_verifier", VERIFIER),
+                ("client_id", &flow.client.id),
+            ])
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
     let claims: serde_json::Value =
         jsonwebtoken::dangerous::insecure_decode_claims(access).unwrap();
@@ -302,6 +325,38 @@ async fn sign_in_then_approve_issues_a_code_for_the_user_and_is_remembered() {
     let res = flow.authorize(Some(&session)).await;
     assert_eq!(res.status(), StatusCode::FOUND);
     assert!(location_params(&res).contains_key("code"));
+}
+
+#[tokio::test]
+async fn a_loopback_only_client_is_warned_about_and_asked_every_time() {
+    let flow = Flow::new().await;
+    let session = flow.sign_in().await;
+    for round in 0..2 {
+        let res = flow.authorize(Some(&session)).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "round {round}: the consent page"
+        );
+        let consent = res.text().await.unwrap();
+        assert!(
+            consent.contains("loopback-warning")
+                && consent
+                    .contains("Any program running on your machine could claim to be this client"),
+            "round {round}"
+        );
+        let form = [
+            ("request", field(&consent, "request")),
+            ("csrf", field(&consent, "csrf")),
+            ("decision", "approve".into()),
+        ];
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let res = flow
+            .post("/oauth/consent", &session, &form, Some(&flow.app.base))
+            .await;
+        assert_eq!(res.status(), StatusCode::FOUND);
+        assert!(location_params(&res).contains_key("code"));
+    }
 }
 
 #[tokio::test]

@@ -526,18 +526,31 @@ async fn credentials_in_basic_and_in_the_form_at_once_are_an_invalid_request() {
 }
 
 #[tokio::test]
-async fn a_token_request_that_is_not_a_form_gets_a_json_error() {
+async fn a_request_that_is_not_a_form_is_400_invalid_request_at_every_form_endpoint() {
+    // RFC 6749 section 5.2: 400 invalid_request, in JSON, not 415.
     let app = spawn_app().await;
-    let res = app
-        .http
-        .post(app.url("/oauth/token"))
-        .json(&json!({"grant_type": "client_credentials"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (_, body) = json_of(res).await;
-    assert_eq!(body["error"], "invalid_request");
+    for path in ["/oauth/token", "/oauth/revoke", "/oauth/introspect"] {
+        for (content_type, body) in [
+            (
+                "application/json",
+                r#"{"grant_type": "client_credentials"}"#,
+            ),
+            ("text/plain", "grant_type=client_credentials"),
+            ("", "grant_type=client_credentials"),
+        ] {
+            let mut req = app.http.post(app.url(path)).body(body);
+            if !content_type.is_empty() {
+                req = req.header("content-type", content_type);
+            }
+            let res = req.send().await.unwrap();
+            let (status, body) = json_of(res).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_request")),
+                "{path} {content_type}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
