@@ -38,11 +38,13 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 status=0
-for transport in streamable sse; do
+for transport in streamable sse sse-at-mcp-url; do
   node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
 AUTH_METHOD=client_secret_post node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" streamable || status=1
-"$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" || status=1
+for transport in streamable sse sse-at-mcp-url; do
+  "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
+done
 clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" || status=1
 token=$(curl -sf -X POST "http://127.0.0.1:$MCP_PORT/mcp/v1/tools/call" -H 'content-type: application/json' \
   -d '{"name":"oauth_authenticate","arguments":{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["access_token"])')
@@ -83,10 +85,12 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 node clients/ts/signin.mjs "http://127.0.0.1:$OAUTH_PORT" alice "$password" || status=1
-for transport in streamable sse; do
+for transport in streamable sse sse-at-mcp-url; do
   SIGNIN_USER=alice SIGNIN_PASSWORD=$password node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
-SIGNIN_USER=alice SIGNIN_PASSWORD=$password "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" || status=1
+for transport in streamable sse sse-at-mcp-url; do
+  SIGNIN_USER=alice SIGNIN_PASSWORD=$password "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
+done
 if [ $status -ne 0 ]; then
   echo "--- server log (sign-in mode) ---"; tail -n 50 "$signin_log"
 fi

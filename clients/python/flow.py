@@ -5,7 +5,10 @@ discovers the authorization server, registers, authorizes (the authorization URL
 headlessly: demo mode approves at once; with SIGNIN_USER set, headless Chromium fills the sign-in
 and consent forms through ../ts/browser.mjs), and calls every tool.
 
-usage: python flow.py [MCP_URL]
+usage: python flow.py [MCP_URL] [streamable|sse|sse-at-mcp-url]
+
+`sse` speaks the 2024-11-05 HTTP+SSE transport at MCP_URL/sse; `sse-at-mcp-url` speaks it at
+MCP_URL itself, as the original demo's client configuration does.
 """
 
 import asyncio
@@ -19,10 +22,13 @@ from urllib.parse import parse_qs, urlparse
 import httpx2
 from mcp import ClientSession
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, TokenStorage
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 MCP_URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5001/mcp/v1"
+MODE = sys.argv[2] if len(sys.argv) > 2 else "streamable"
+SERVER_URL = MCP_URL.rstrip("/") + "/sse" if MODE == "sse" else MCP_URL
 REDIRECT = "http://127.0.0.1:8978/callback"
 SIGNIN_USER = os.environ.get("SIGNIN_USER")
 passes = 0
@@ -87,9 +93,9 @@ async def main() -> None:
     storage = MemoryStorage()
     browser = HeadlessBrowser()
     provider = OAuthClientProvider(
-        server_url=MCP_URL,
+        server_url=SERVER_URL,
         client_metadata=OAuthClientMetadata(
-            client_name="Python SDK check",
+            client_name=f"Python SDK check ({MODE})",
             redirect_uris=[REDIRECT],
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
@@ -100,7 +106,12 @@ async def main() -> None:
         callback_handler=browser.callback,
     )
     async with httpx2.AsyncClient(auth=provider, timeout=30) as http:
-        async with streamable_http_client(MCP_URL, http_client=http) as (read, write):
+        if MODE == "streamable":
+            transport = streamable_http_client(SERVER_URL, http_client=http)
+        else:
+            transport = sse_client(SERVER_URL, auth=provider, timeout=30)
+        async with transport as streams:
+            read, write = streams[0], streams[1]
             async with ClientSession(read, write) as session:
                 init = await session.initialize()
                 check("initializes", bool(init.server_info.name), str(init))
@@ -141,5 +152,5 @@ if __name__ == "__main__":
 
         traceback.print_exc()
     mode = ", sign-in" if SIGNIN_USER else ""
-    print(f"Python SDK client (streamable{mode}): {passes} passed, {failures} failed")
+    print(f"Python SDK client ({MODE}{mode}): {passes} passed, {failures} failed")
     sys.exit(0 if failures == 0 else 1)

@@ -2,7 +2,10 @@
 // is challenged, discovers the authorization server, registers, authorizes (the authorization
 // URL is followed headlessly; demo mode approves at once), and calls every tool.
 //
-// usage: node flow.mjs [MCP_URL] [streamable|sse]
+// usage: node flow.mjs [MCP_URL] [streamable|sse|sse-at-mcp-url]
+// `sse` speaks the 2024-11-05 HTTP+SSE transport at MCP_URL/sse; `sse-at-mcp-url` speaks it at
+// MCP_URL itself, as the original demo's client configuration ({"url": ".../mcp/v1",
+// "transport": "sse"}) does.
 // With SIGNIN_USER and SIGNIN_PASSWORD set (DEMO_MODE=false), the authorization URL is opened in
 // headless Chromium, which fills the sign-in and consent forms.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -80,9 +83,13 @@ class HeadlessProvider {
 }
 
 function newTransport(provider) {
-  return mode === "sse"
-    ? new SSEClientTransport(new URL(`${mcpUrl.replace(/\/$/, "")}/sse`), { authProvider: provider })
-    : new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+  if (mode === "sse") {
+    return new SSEClientTransport(new URL(`${mcpUrl.replace(/\/$/, "")}/sse`), { authProvider: provider });
+  }
+  if (mode === "sse-at-mcp-url") {
+    return new SSEClientTransport(new URL(mcpUrl), { authProvider: provider });
+  }
+  return new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
 }
 
 /** Connects on `transport`; the transport is kept by the caller, as a client app keeps it to finish authorization. */
@@ -131,7 +138,7 @@ async function main() {
   check("the code was exchanged for tokens", Boolean(provider.savedTokens?.access_token));
   check("a refresh token came with them", Boolean(provider.savedTokens?.refresh_token));
 
-  if (mode === "sse" || !client) {
+  if (mode.startsWith("sse") || !client) {
     // Connect again, now with the token (an SSE stream, or an initialize that was refused).
     await client?.close();
     transport = newTransport(provider);

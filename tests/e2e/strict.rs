@@ -26,10 +26,11 @@ async fn every_protected_url_names_metadata_whose_resource_is_that_url() {
         ),
         (reqwest::Method::PUT, "/api/data/abc", "/api/data/abc"),
         (reqwest::Method::GET, "/mcp/v1/sse", "/mcp/v1/sse"),
+        // A message for a stream this server does not hold: the MCP endpoint's metadata.
         (
             reqwest::Method::POST,
             "/mcp/v1/messages?session_id=x",
-            "/mcp/v1/messages",
+            "/mcp/v1",
         ),
         (
             reqwest::Method::POST,
@@ -85,6 +86,49 @@ async fn every_protected_url_names_metadata_whose_resource_is_that_url() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_message_of_the_older_transport_names_the_metadata_of_the_url_its_stream_opened() {
+    // The SDK clients compare the metadata's resource with the URL they connected to (the
+    // stream's), not with the messages URL the server handed them.
+    let app = spawn_app().await;
+    for opened in ["/mcp/v1/sse", "/mcp/v1"] {
+        let mut res = app
+            .http
+            .get(format!("{}{opened}", app.mcp))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let mut text = String::new();
+        while !text.contains("\n\n") {
+            let chunk = res.chunk().await.unwrap().expect("the endpoint event");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        let endpoint = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data:"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_data", "arguments": {}}});
+        let post = app
+            .http
+            .post(format!("{}{endpoint}", app.mcp))
+            .json(&call)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(post.status(), StatusCode::UNAUTHORIZED, "{opened}");
+        assert_eq!(
+            metadata_of(&www_authenticate(post.headers())),
+            format!("{}/.well-known/oauth-protected-resource{opened}", app.mcp),
+            "{opened}"
+        );
+        drop(res);
+    }
 }
 
 #[tokio::test]

@@ -148,6 +148,21 @@ pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     state.config.mcp_url.clone()
 }
 
+/// The protected URL (its path) a request's challenge names the metadata of: the URL requested;
+/// for a message of the HTTP+SSE transport, the URL its stream was opened at (the resource the
+/// client connected to, which the SDK clients compare the metadata's `resource` with), or the MCP
+/// endpoint when the stream is not on this instance.
+fn resource_path<'a>(state: &AppState, req: &'a Request) -> &'a str {
+    let path = req.uri().path();
+    if path != paths::MCP_MESSAGES {
+        return path;
+    }
+    url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "session_id")
+        .and_then(|(_, id)| state.sse.opened_at(&id))
+        .unwrap_or(paths::MCP)
+}
+
 /// The 401/403 challenge of an MCP route, naming the metadata of the URL requested.
 pub fn challenge(
     state: &AppState,
@@ -227,7 +242,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let shared = &state.shared;
     let bearer = match bearer_token(req.headers(), req.uri().query()) {
         Ok(token) => token.map(str::to_owned),
-        Err(e) => return challenge(&state, req.headers(), req.uri().path(), e),
+        Err(e) => return challenge(&state, req.headers(), resource_path(&state, &req), e),
     };
     let session = session_key(&req);
 
@@ -236,7 +251,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     if let Some(token) = &bearer {
         match shared.verifier.verify(token).await {
             Ok(p) => principal = Some(p),
-            Err(e) => return challenge(&state, req.headers(), req.uri().path(), e),
+            Err(e) => return challenge(&state, req.headers(), resource_path(&state, &req), e),
         }
     } else if let Some(key) = &session {
         principal = shared.session_auth().session_principal(key).await;
@@ -258,6 +273,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     }
 
     // Read the body of a POST to learn what it calls.
+    let challenge_path = resource_path(&state, &req).to_owned();
     let (parts, body) = req.into_parts();
     let shortcut = shortcuts::method_of(parts.uri.path());
     let (body, calls) = if parts.method == Method::POST {
@@ -334,7 +350,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         return challenge(
             &state,
             &parts.headers,
-            parts.uri.path(),
+            &challenge_path,
             BearerError::Missing,
         );
     }
@@ -355,7 +371,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         return challenge(
             &state,
             &parts.headers,
-            parts.uri.path(),
+            &challenge_path,
             BearerError::Missing,
         );
     }
@@ -365,7 +381,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 return challenge(
                     &state,
                     &parts.headers,
-                    parts.uri.path(),
+                    &challenge_path,
                     BearerError::Missing,
                 );
             }
@@ -373,7 +389,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 return challenge(
                     &state,
                     &parts.headers,
-                    parts.uri.path(),
+                    &challenge_path,
                     BearerError::InsufficientScope {
                         required: scope,
                         granted: p.scopes,

@@ -24,13 +24,25 @@ use crate::domain::principal::Principal;
 use crate::domain::session::SessionKey;
 use crate::state::AppState;
 
-/// The open streams: session id to the channel feeding its rmcp server.
+/// An open stream: the channel feeding its rmcp server, and the path the client opened it at
+/// (`/mcp/v1/sse`, or `/mcp/v1` itself): the resource it connected to.
+struct Stream {
+    sender: tokio::sync::mpsc::Sender<ClientJsonRpcMessage>,
+    opened_at: &'static str,
+}
+
+/// The open streams, by session id.
 #[derive(Default)]
 pub struct SseHub {
-    streams: DashMap<String, tokio::sync::mpsc::Sender<ClientJsonRpcMessage>>,
+    streams: DashMap<String, Stream>,
 }
 
 impl SseHub {
+    /// The path the stream of `session_id` was opened at, when it is open here.
+    pub fn opened_at(&self, session_id: &str) -> Option<&'static str> {
+        self.streams.get(session_id).map(|s| s.opened_at)
+    }
+
     pub fn len(&self) -> usize {
         self.streams.len()
     }
@@ -66,6 +78,11 @@ impl Drop for Cleanup {
 
 /// `GET /mcp/v1/sse`
 pub async fn sse_get(State(state): State<AppState>, req: Request) -> Response {
+    let opened_at = if req.uri().path() == shared_config::paths::MCP {
+        shared_config::paths::MCP
+    } else {
+        shared_config::paths::MCP_SSE
+    };
     let principal = req.extensions().get::<Principal>().cloned();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let subject = principal.as_ref().map(|p| p.subject.as_str());
@@ -87,7 +104,13 @@ pub async fn sse_get(State(state): State<AppState>, req: Request) -> Response {
     }
     let (in_tx, in_rx) = tokio::sync::mpsc::channel::<ClientJsonRpcMessage>(32);
     let (out_tx, out_rx) = futures::channel::mpsc::channel::<ServerJsonRpcMessage>(32);
-    state.sse.streams.insert(id.clone(), in_tx);
+    state.sse.streams.insert(
+        id.clone(),
+        Stream {
+            sender: in_tx,
+            opened_at,
+        },
+    );
     let tools = McpTools::new(state.shared.clone());
     tokio::spawn(async move {
         match rmcp::serve_server(tools, (out_tx, ReceiverStream::new(in_rx))).await {
@@ -124,7 +147,12 @@ pub async fn messages_post(
     Query(q): Query<MessageQuery>,
     req: Request,
 ) -> Response {
-    let Some(sender) = state.sse.streams.get(&q.session_id).map(|s| s.clone()) else {
+    let Some(sender) = state
+        .sse
+        .streams
+        .get(&q.session_id)
+        .map(|s| s.sender.clone())
+    else {
         return rpc::error_response(
             StatusCode::NOT_FOUND,
             None,
