@@ -7,6 +7,9 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("hash-password") {
         return oauth_server::service::signin::hash_password_command();
     }
+    if std::env::args().nth(1).as_deref() == Some("client-secret") {
+        return oauth_server::clients_file::client_secret_command();
+    }
     dotenvy::dotenv().ok();
     let config = Config::from_env()?;
     service_kit::telemetry::init(config.audit_log_file.as_deref())?;
