@@ -50,10 +50,12 @@ done
 
 status=0
 mcp="http://127.0.0.1:$LB_MCP_PORT/mcp/v1"
-for transport in streamable sse; do
+for transport in streamable sse sse-at-mcp-url; do
   node clients/ts/flow.mjs "$mcp" "$transport" || status=1
 done
-"$TARGET/pyenv/bin/python" clients/python/flow.py "$mcp" || status=1
+for transport in streamable sse; do
+  "$TARGET/pyenv/bin/python" clients/python/flow.py "$mcp" "$transport" || status=1
+done
 "$TARGET/debug/examples/oauth_flow" "http://127.0.0.1:$LB_MCP_PORT" >/dev/null && echo "ok   oauth_flow through the balancer" \
   || { echo "FAIL oauth_flow through the balancer"; status=1; }
 # Zero errors through the balancer (memory is judged by bench/load.sh on one process; here each

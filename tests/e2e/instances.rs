@@ -733,3 +733,89 @@ async fn a_token_revoked_at_one_instance_is_refused_by_the_mcp_server_behind_the
         );
     }
 }
+
+#[tokio::test]
+async fn an_sse_stream_on_one_instance_gets_the_messages_posted_to_either() {
+    let Some(pair) = Pair::spawn(|_| {}).await else {
+        return;
+    };
+    let token = pair.machine_token("sse across").await;
+    // The stream opens on instance 0; the balancer sends every POST to either instance.
+    let mut stream = pair
+        .http
+        .get(format!("{}/mcp/v1/sse", pair.mcp[0]))
+        .header("accept", "text/event-stream")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut buffer = String::new();
+    let mut next_event = async || -> String {
+        loop {
+            if let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) {
+                    return data.trim().to_owned();
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+                .await
+                .expect("an event within 10 s")
+                .unwrap()
+                .expect("the stream stays open");
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    let endpoint = next_event().await;
+    assert!(
+        endpoint.starts_with("/mcp/v1/messages?session_id="),
+        "{endpoint}"
+    );
+    let post = |on: usize, body: Value| {
+        let url = format!("{}{endpoint}", pair.mcp[on]);
+        let req = pair.http.post(url).bearer_auth(&token).json(&body);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        post(1, crate::helpers::initialize(1, "2024-11-05")).await,
+        StatusCode::ACCEPTED
+    );
+    let init: Value = serde_json::from_str(&next_event().await).unwrap();
+    assert_eq!(init["result"]["protocolVersion"], "2024-11-05");
+    assert_eq!(
+        post(
+            0,
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        )
+        .await,
+        StatusCode::ACCEPTED
+    );
+    // Alternating instances, each answer on the one stream, in order.
+    for (i, on) in [1, 0, 1, 0, 1].into_iter().enumerate() {
+        let call = json!({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
+            "params": {"name": "create_data", "arguments": {"name": format!("s{i}"), "value": i}}});
+        assert_eq!(post(on, call).await, StatusCode::ACCEPTED, "message {i}");
+        let answer: Value = serde_json::from_str(&next_event().await).unwrap();
+        assert_eq!(answer["id"], 10 + i, "{answer}");
+        assert_eq!(
+            answer["result"]["structuredContent"]["name"],
+            format!("s{i}")
+        );
+    }
+    // A session no instance knows is still a 404 on either.
+    for on in 0..2 {
+        let url = format!("{}/mcp/v1/messages?session_id=unknown", pair.mcp[on]);
+        let status = pair
+            .http
+            .post(url)
+            .bearer_auth(&token)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "instance {on}");
+    }
+}

@@ -89,6 +89,10 @@ pub async fn serve(
                         if let Err(e) = state.shared.sessions.sweep(idle_before).await {
                             tracing::warn!(error = %e, "sweeping sessions failed");
                         }
+                        let stale = service::sessions::unix_now().saturating_sub(60);
+                        if let Err(e) = state.shared.relay.sweep(stale).await {
+                            tracing::warn!(error = %e, "sweeping relayed messages failed");
+                        }
                         state.shared.subject_limits.sweep();
                         state.shared.verifier.sweep();
                         service_kit::metrics::upkeep();
@@ -105,6 +109,10 @@ pub async fn serve(
             }
         })
     };
+    // With shared stores, HTTP+SSE messages POSTed to any instance reach the streams held here.
+    let relay = state
+        .shared_sessions
+        .then(|| tokio::spawn(mcp::sse::relay_loop(state.clone())));
     let options = ServeOptions::from_config(&state.config).map_err(std::io::Error::other)?;
     let router = app(state);
     let result = service_kit::server::serve(listener, router, options, async move {
@@ -113,5 +121,8 @@ pub async fn serve(
     })
     .await;
     let _ = sweeper.await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     result
 }

@@ -24,6 +24,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub items: Items,
     pub sessions: Arc<dyn SessionStore>,
+    /// Carries HTTP+SSE messages to the instance holding their stream.
+    pub relay: Arc<dyn crate::store::MessageRelay>,
     pub verifier: TokenVerifier,
     pub demo: DemoOAuth,
     pub tool_router: Arc<ToolRouter<McpTools>>,
@@ -142,6 +144,7 @@ impl AppState {
         let shared = Arc::new(Shared {
             items: Items::new(stores.items, config.max_items_per_subject),
             sessions: stores.sessions,
+            relay: stores.relay,
             verifier,
             demo: DemoOAuth::new(&config, http.clone()),
             tool_router: McpTools::router(),

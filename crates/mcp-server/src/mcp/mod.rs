@@ -424,7 +424,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     if is_streamable && req.method() == Method::GET && session.is_none() && accepts_sse(&req) {
         return sse::sse_get(State(state.clone()), req).await;
     }
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
 
     // Record the sessions Streamable HTTP opens and closes.
     if is_streamable {
@@ -445,6 +445,12 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
             && let Some(key) = &session
         {
             let _ = shared.sessions.close(key).await;
+            // The session is gone, not queued for going: 204, which the SDK clients expect
+            // (rmcp answers 202, which the Python SDK reports as a failed termination).
+            if response.status() == StatusCode::ACCEPTED {
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                *response.body_mut() = Body::empty();
+            }
         }
     }
     response

@@ -23,6 +23,7 @@ use super::tools::McpTools;
 use crate::domain::principal::Principal;
 use crate::domain::session::SessionKey;
 use crate::state::AppState;
+use crate::store::Relayed;
 
 /// An open stream: the channel feeding its rmcp server, and the path the client opened it at
 /// (`/mcp/v1/sse`, or `/mcp/v1` itself): the resource it connected to.
@@ -141,25 +142,30 @@ pub struct MessageQuery {
     session_id: String,
 }
 
-/// `POST /mcp/v1/messages?session_id=..`
+/// `POST /mcp/v1/messages?session_id=..`: the message goes to its stream; with shared stores,
+/// through the relay, so that it reaches the stream whichever instance holds it, in the order the
+/// POSTs were answered.
 pub async fn messages_post(
     State(state): State<AppState>,
     Query(q): Query<MessageQuery>,
     req: Request,
 ) -> Response {
-    let Some(sender) = state
-        .sse
-        .streams
-        .get(&q.session_id)
-        .map(|s| s.sender.clone())
-    else {
-        return rpc::error_response(
+    let not_found = || {
+        rpc::error_response(
             StatusCode::NOT_FOUND,
             None,
             rpc::INVALID_REQUEST,
             "Not Found: Session not found",
-        );
+        )
     };
+    let local = state
+        .sse
+        .streams
+        .get(&q.session_id)
+        .map(|s| s.sender.clone());
+    if local.is_none() && !state.shared_sessions {
+        return not_found();
+    }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
         return rpc::error_response(
@@ -173,16 +179,69 @@ pub async fn messages_post(
         Ok(m) => m,
         Err(response) => return *response,
     };
-    message.insert_extension(parts);
-    if sender.send(message).await.is_err() {
-        return rpc::error_response(
-            StatusCode::NOT_FOUND,
-            None,
-            rpc::INVALID_REQUEST,
-            "Not Found: Session not found",
-        );
+    if state.shared_sessions {
+        match state.shared.sessions.exists(&key(&q.session_id)).await {
+            Ok(true) => {}
+            Ok(false) => return not_found(),
+            Err(_) => return super::unavailable(),
+        }
+        let relayed = Relayed {
+            principal: parts.extensions.get::<Principal>().cloned(),
+            body: bytes.to_vec(),
+        };
+        let now = crate::service::sessions::unix_now();
+        return match state
+            .shared
+            .relay
+            .forward(&q.session_id, relayed, now)
+            .await
+        {
+            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            Err(_) => super::unavailable(),
+        };
     }
-    StatusCode::ACCEPTED.into_response()
+    message.insert_extension(parts);
+    match local {
+        Some(sender) if sender.send(message).await.is_ok() => StatusCode::ACCEPTED.into_response(),
+        _ => not_found(),
+    }
+}
+
+/// Delivers the messages relayed to the streams this instance holds, until shutdown: woken by the
+/// relay, and at least every second.
+pub async fn relay_loop(state: AppState) {
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = state.shared.relay.wait(Duration::from_secs(1)) => {}
+        }
+        let ids: Vec<String> = state.sse.streams.iter().map(|e| e.key().clone()).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let taken = match state.shared.relay.take(&ids).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                tracing::warn!(error = %e, "relayed SSE messages could not be read");
+                continue;
+            }
+        };
+        for (id, relayed) in taken {
+            let Some(sender) = state.sse.streams.get(&id).map(|s| s.sender.clone()) else {
+                continue;
+            };
+            let Ok(mut message) = parse_message(&Bytes::from(relayed.body)) else {
+                continue;
+            };
+            let (mut parts, ()) = http::Request::new(()).into_parts();
+            if let Some(p) = relayed.principal {
+                parts.extensions.insert(p);
+            }
+            parts.extensions.insert(key(&id));
+            message.insert_extension(parts);
+            let _ = sender.send(message).await;
+        }
+    }
 }
 
 /// Parses one client message; malformed JSON is -32700, a bad envelope -32600.

@@ -25,7 +25,8 @@ macro_rules! contract_suite {
             sessions_are_bounded_and_idle_ones_swept,
             items_are_their_owners_only,
             the_item_bound_holds_under_a_race,
-            the_store_of_items_is_bounded
+            the_store_of_items_is_bounded,
+            relayed_messages_reach_their_stream_once_and_in_order
         );
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -59,6 +60,7 @@ impl Harness {
             stores: Stores {
                 sessions: Arc::new(super::memory::MemorySessions::new(max)),
                 items: Arc::new(super::memory::MemoryItems::new(max)),
+                relay: Arc::new(super::memory::MemoryRelay::new(max * 16)),
             },
             database: None,
         })
@@ -320,4 +322,69 @@ pub async fn the_store_of_items_is_bounded(s: Stores) {
         s.items.create("one more", item("x"), 10).await.unwrap(),
         "a user whose last item went frees a place"
     );
+}
+
+pub async fn relayed_messages_reach_their_stream_once_and_in_order(s: Stores) {
+    let alice = Principal {
+        subject: "alice".into(),
+        client_id: "c".into(),
+        scopes: Scopes::parse("read"),
+        expires_at: NOW + 60,
+    };
+    let message = |n: u32| super::Relayed {
+        principal: Some(alice.clone()),
+        body: format!("{{\"n\":{n}}}").into_bytes(),
+    };
+    for n in 0..5 {
+        s.relay.forward("s1", message(n), NOW).await.unwrap();
+        s.relay
+            .forward(
+                "s2",
+                super::Relayed {
+                    principal: None,
+                    body: b"{}".to_vec(),
+                },
+                NOW,
+            )
+            .await
+            .unwrap();
+    }
+    // Two instances asking at once for s1: each message is taken once.
+    let one = ["s1".to_owned()];
+    let two = ["s1".to_owned(), "nope".to_owned()];
+    let (a, b) = tokio::join!(s.relay.take(&one), s.relay.take(&two));
+    let mut got: Vec<(String, super::Relayed)> = a.unwrap();
+    got.extend(b.unwrap());
+    let mut bodies: Vec<String> = got
+        .iter()
+        .map(|(_, m)| String::from_utf8(m.body.clone()).unwrap())
+        .collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 5, "every message once");
+    assert!(got.iter().all(|(session, _)| session == "s1"));
+    assert_eq!(got[0].1.principal.as_ref().unwrap().subject, "alice");
+    assert!(s.relay.take(&["s1".to_owned()]).await.unwrap().is_empty());
+    // s2's messages wait for their stream, and are swept when none takes them.
+    assert_eq!(s.relay.sweep(NOW + 1).await.unwrap(), 5);
+    assert!(s.relay.take(&["s2".to_owned()]).await.unwrap().is_empty());
+    // A single taker sees the order of forwarding.
+    for n in 0..3 {
+        s.relay.forward("s3", message(n), NOW).await.unwrap();
+    }
+    let taken = s.relay.take(&["s3".to_owned()]).await.unwrap();
+    let order: Vec<String> = taken
+        .iter()
+        .map(|(_, m)| String::from_utf8(m.body.clone()).unwrap())
+        .collect();
+    assert_eq!(order, ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"]);
+    // Bounded: a full relay refuses cleanly.
+    let mut full = false;
+    for n in 0..(MAX as u32 * 16 + 1) {
+        if let Err(StoreError::Full(_)) = s.relay.forward("s4", message(n), NOW).await {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the relay is bounded");
 }

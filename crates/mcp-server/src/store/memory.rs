@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::{Admission, ItemChange, ItemStore, SessionStore, StoreError, StoreResult};
+use super::{
+    Admission, ItemChange, ItemStore, MessageRelay, Relayed, SessionStore, StoreError, StoreResult,
+};
 use crate::domain::item::Item;
 use crate::domain::session::{HeldTokens, SessionKey};
 
@@ -141,6 +143,71 @@ impl SessionStore for MemorySessions {
 
     async fn count(&self) -> StoreResult<usize> {
         Ok(self.map.len())
+    }
+}
+
+/// The relay of one process (and of instances sharing these stores in tests): a bounded queue.
+pub struct MemoryRelay {
+    queue: std::sync::Mutex<std::collections::VecDeque<(String, Relayed, u64)>>,
+    arrived: tokio::sync::Notify,
+    max: usize,
+}
+
+impl MemoryRelay {
+    pub fn new(max: usize) -> Self {
+        Self {
+            queue: Default::default(),
+            arrived: tokio::sync::Notify::new(),
+            max,
+        }
+    }
+
+    fn queue(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, Relayed, u64)>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl MessageRelay for MemoryRelay {
+    async fn forward(&self, session: &str, message: Relayed, now: u64) -> StoreResult<()> {
+        {
+            let mut queue = self.queue();
+            if queue.len() >= self.max {
+                return Err(StoreError::Full("relay"));
+            }
+            queue.push_back((session.to_owned(), message, now));
+        }
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+
+    async fn take(&self, sessions: &[String]) -> StoreResult<Vec<(String, Relayed)>> {
+        let mut queue = self.queue();
+        let mut taken = Vec::new();
+        queue.retain(|(session, message, _)| {
+            if sessions.contains(session) {
+                taken.push((session.clone(), message.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        Ok(taken)
+    }
+
+    async fn wait(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.arrived.notified()).await;
+    }
+
+    async fn sweep(&self, before: u64) -> StoreResult<usize> {
+        let mut queue = self.queue();
+        let len = queue.len();
+        queue.retain(|(_, _, at)| *at >= before);
+        Ok(len - queue.len())
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::item::Item;
+use crate::domain::principal::Principal;
 use crate::domain::session::{HeldTokens, SessionKey};
 
 #[cfg(test)]
@@ -38,6 +39,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub items: Arc<dyn ItemStore>,
+    /// Carries HTTP+SSE messages to the instance holding their stream (shared stores).
+    pub relay: Arc<dyn MessageRelay>,
 }
 
 impl Stores {
@@ -47,8 +50,33 @@ impl Stores {
         Self {
             sessions: Arc::new(memory::MemorySessions::new(max_sessions)),
             items: Arc::new(memory::MemoryItems::new(memory::MAX_SUBJECTS)),
+            relay: Arc::new(memory::MemoryRelay::new(max_sessions.max(1) * 16)),
         }
     }
+}
+
+/// A message of the HTTP+SSE transport on its way to its stream: the caller it was verified as
+/// where it was POSTed, and its JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relayed {
+    pub principal: Option<Principal>,
+    pub body: Vec<u8>,
+}
+
+/// The 2024-11-05 HTTP+SSE transport holds its stream on one instance, while its client POSTs
+/// each message to whichever instance the balancer picks: the message is queued here, in the
+/// order the POSTs were answered, and the stream's instance takes it (MCP 2024-11-05
+/// basic/transports, "HTTP with SSE").
+#[async_trait]
+pub trait MessageRelay: Send + Sync {
+    /// Queues a message for the stream of `session`; `Full` at the bound.
+    async fn forward(&self, session: &str, message: Relayed, now: u64) -> StoreResult<()>;
+    /// Takes the messages queued for any of `sessions`, oldest first; each is taken once.
+    async fn take(&self, sessions: &[String]) -> StoreResult<Vec<(String, Relayed)>>;
+    /// Waits until a message may have been queued, at most `timeout`.
+    async fn wait(&self, timeout: std::time::Duration);
+    /// Drops messages queued before `before` whose stream never took them.
+    async fn sweep(&self, before: u64) -> StoreResult<usize>;
 }
 
 /// How a request stands with the session it names.

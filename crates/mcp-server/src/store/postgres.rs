@@ -15,7 +15,10 @@ use service_kit::sealing::{Sealed, open, seal};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
-use super::{Admission, ItemChange, ItemStore, SessionStore, StoreError, StoreResult, Stores};
+use super::{
+    Admission, ItemChange, ItemStore, MessageRelay, Relayed, SessionStore, StoreError, StoreResult,
+    Stores,
+};
 use crate::domain::item::Item;
 use crate::domain::session::{HeldTokens, SessionKey};
 
@@ -71,10 +74,123 @@ pub fn stores(pool: PgPool, secrets: &[&str], max_sessions: usize, max_subjects:
             bindings: DashMap::new(),
         }),
         items: Arc::new(PgItems {
-            pool,
+            pool: pool.clone(),
             max_subjects,
             subjects: ApproxCount::default(),
         }),
+        relay: Arc::new(PgRelay {
+            pool,
+            max: max_sessions.max(1) * 16,
+            count: ApproxCount::default(),
+            listener: tokio::sync::Mutex::new(None),
+        }),
+    }
+}
+
+/// The NOTIFY channel that wakes the instances holding streams.
+const RELAY_CHANNEL: &str = "mcp_sse_relay";
+
+/// The relay on a table, woken by LISTEN/NOTIFY; a lost notification costs at most one wait.
+pub struct PgRelay {
+    pool: PgPool,
+    max: usize,
+    count: ApproxCount,
+    listener: tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>,
+}
+
+#[async_trait]
+impl MessageRelay for PgRelay {
+    async fn forward(&self, session: &str, message: Relayed, now: u64) -> StoreResult<()> {
+        let query = "SELECT count(*) FROM sse_relay";
+        if self.count.get(&self.pool, query, wall_clock()).await? >= self.max {
+            return Err(StoreError::Full("relay"));
+        }
+        let principal = message
+            .principal
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // One statement: the message is queued and the instances woken when it commits.
+        sqlx::query(
+            "WITH m AS (INSERT INTO sse_relay (session_id, principal, body, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING session_id) \
+             SELECT pg_notify($5, session_id) FROM m",
+        )
+        .bind(session)
+        .bind(principal)
+        .bind(&message.body)
+        .bind(secs(now))
+        .bind(RELAY_CHANNEL)
+        .execute(&self.pool)
+        .await?;
+        self.count.added();
+        Ok(())
+    }
+
+    async fn take(&self, sessions: &[String]) -> StoreResult<Vec<(String, Relayed)>> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "DELETE FROM sse_relay WHERE id IN (SELECT id FROM sse_relay \
+             WHERE session_id = ANY($1) ORDER BY id LIMIT 256 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, session_id, principal, body",
+        )
+        .bind(sessions)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut taken = rows
+            .iter()
+            .map(|row| -> StoreResult<(i64, String, Relayed)> {
+                let principal: Option<serde_json::Value> = row.try_get("principal")?;
+                Ok((
+                    row.try_get("id")?,
+                    row.try_get("session_id")?,
+                    Relayed {
+                        principal: principal.and_then(|p| serde_json::from_value(p).ok()),
+                        body: row.try_get("body")?,
+                    },
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        taken.sort_by_key(|(id, _, _)| *id);
+        Ok(taken.into_iter().map(|(_, s, m)| (s, m)).collect())
+    }
+
+    async fn wait(&self, timeout: std::time::Duration) {
+        let mut listener = self.listener.lock().await;
+        if listener.is_none() {
+            match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+                Ok(mut l) => {
+                    if l.listen(RELAY_CHANNEL).await.is_ok() {
+                        *listener = Some(l);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "the relay listener could not connect"),
+            }
+        }
+        match listener.as_mut() {
+            Some(l) => {
+                if let Ok(Err(e)) = tokio::time::timeout(timeout, l.recv()).await {
+                    tracing::debug!(error = %e, "the relay listener lost its connection");
+                    *listener = None;
+                }
+            }
+            None => tokio::time::sleep(timeout).await,
+        }
+    }
+
+    async fn sweep(&self, before: u64) -> StoreResult<usize> {
+        let done = sqlx::query(
+            "DELETE FROM sse_relay WHERE id IN \
+             (SELECT id FROM sse_relay WHERE created_at < $1 LIMIT 1000)",
+        )
+        .bind(secs(before))
+        .execute(&self.pool)
+        .await?;
+        self.count.invalidate();
+        Ok(done.rows_affected() as usize)
     }
 }
 
