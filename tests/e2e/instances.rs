@@ -53,6 +53,13 @@ impl Pair {
     async fn spawn(adjust: impl FnOnce(&mut Config)) -> Option<Self> {
         let db = Arc::new(TestDatabase::create().await?);
         let mut config = Config::demo_defaults();
+        // No rate limits unless a test sets them.
+        config.rate_limits = shared_config::RateLimits {
+            per_address: 0,
+            per_client: 0,
+            register_per_address: 0,
+            mcp_per_subject: 0,
+        };
         adjust(&mut config);
         Some(Self::start(db, config, None).await)
     }
@@ -68,12 +75,6 @@ impl Pair {
         config.mcp_url = ma_url.clone();
         config.resources = vec![url::Url::parse(&ma_url).unwrap()];
         config.database_url = Some(shared_config::Secret::new(db.url()));
-        config.rate_limits = shared_config::RateLimits {
-            per_address: 0,
-            per_client: 0,
-            register_per_address: 0,
-            mcp_per_subject: 0,
-        };
         let stop = CancellationToken::new();
         for listener in [oa, ob] {
             // Each instance on its own pool, with the signing keys from the database.
@@ -818,4 +819,51 @@ async fn an_sse_stream_on_one_instance_gets_the_messages_posted_to_either() {
             .status();
         assert_eq!(status, StatusCode::NOT_FOUND, "instance {on}");
     }
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_across_instances() {
+    let Some(pair) = Pair::spawn(|c| c.rate_limits.per_address = 20).await else {
+        return;
+    };
+    // Counts are per clock minute: start well inside one.
+    let second = service_kit::clock::unix_now() % 60;
+    if second > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
+    }
+    let sync = service_kit::ratelimit::SYNC_INTERVAL + std::time::Duration::from_millis(700);
+    let hit = |on: usize| {
+        let req = pair
+            .http
+            .post(format!("{}/oauth/token", pair.oauth[on]))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+            ]);
+        async move { req.send().await.unwrap().status() }
+    };
+    let mut passed = [0, 0];
+    for _ in 0..12 {
+        if hit(0).await != StatusCode::TOO_MANY_REQUESTS {
+            passed[0] += 1;
+        }
+    }
+    assert_eq!(passed[0], 12, "within the limit on instance 0");
+    tokio::time::sleep(sync).await;
+    // Instance 1 learns the shared count once it adds its own.
+    assert_ne!(hit(1).await, StatusCode::TOO_MANY_REQUESTS);
+    passed[1] += 1;
+    tokio::time::sleep(sync).await;
+    let mut refused = 0;
+    for _ in 0..12 {
+        match hit(1).await {
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            _ => passed[1] += 1,
+        }
+    }
+    assert_eq!(
+        passed[0] + passed[1],
+        20,
+        "20 a minute from one address over both instances ({passed:?}, {refused} refused)"
+    );
 }

@@ -79,6 +79,7 @@ pub async fn serve(
             // With shared stores, rmcp sessions this instance restored or opened, once closed or
             // swept elsewhere, are ended here too.
             let mut reap = tokio::time::interval(std::time::Duration::from_secs(2));
+            let mut share = tokio::time::interval(service_kit::ratelimit::SYNC_INTERVAL);
             let mut missing = std::collections::HashSet::new();
             loop {
                 tokio::select! {
@@ -93,9 +94,20 @@ pub async fn serve(
                         if let Err(e) = state.shared.relay.sweep(stale).await {
                             tracing::warn!(error = %e, "sweeping relayed messages failed");
                         }
+                        if let Some(rates) = &state.shared.rates
+                            && let Err(e) = rates.forget(stale.saturating_sub(60)).await
+                        {
+                            tracing::warn!(error = %e, "forgetting old rate counts failed");
+                        }
                         state.shared.subject_limits.sweep();
                         state.shared.verifier.sweep();
                         service_kit::metrics::upkeep();
+                    }
+                    _ = share.tick(), if state.shared.rates.is_some() => {
+                        if let Some(rates) = &state.shared.rates {
+                            let now = service::sessions::unix_now();
+                            state.shared.subject_limits.sync(rates.as_ref(), now).await;
+                        }
                     }
                     _ = reap.tick(), if state.shared_sessions => {
                         missing = mcp::session_store::reap(&state, missing).await;

@@ -33,6 +33,8 @@ pub struct Shared {
     pub base: Url,
     /// MCP and API requests per token subject.
     pub subject_limits: RateLimiter<String>,
+    /// Rate-limit counts shared with the other instances (PostgreSQL).
+    pub rates: Option<Arc<dyn service_kit::ratelimit::SharedCounts>>,
 }
 
 impl Shared {
@@ -141,6 +143,10 @@ impl AppState {
         session_config.keep_alive = Some(config.mcp_session_idle);
         let mut manager = LocalSessionManager::default();
         manager.session_config = session_config;
+        let subject_limits = RateLimiter::per_minute(config.rate_limits.mcp_per_subject);
+        if stores.rates.is_some() {
+            subject_limits.share("subject");
+        }
         let shared = Arc::new(Shared {
             items: Items::new(stores.items, config.max_items_per_subject),
             sessions: stores.sessions,
@@ -149,7 +155,8 @@ impl AppState {
             demo: DemoOAuth::new(&config, http.clone()),
             tool_router: McpTools::router(),
             base,
-            subject_limits: RateLimiter::per_minute(config.rate_limits.mcp_per_subject),
+            subject_limits,
+            rates: stores.rates,
             config: config.clone(),
         });
         Ok(Self {

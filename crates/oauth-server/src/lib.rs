@@ -74,12 +74,18 @@ pub async fn serve(
         let stop = stop_sweeper.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(state.config.sweep_interval);
+            let mut share = tokio::time::interval(service_kit::ratelimit::SYNC_INTERVAL);
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tick.tick() => {
                         state.sweep().await;
                         service_kit::metrics::upkeep();
+                    }
+                    _ = share.tick(), if state.stores.rates.is_some() => {
+                        if let Some(rates) = &state.stores.rates {
+                            state.limits.sync(rates.as_ref()).await;
+                        }
                     }
                 }
             }

@@ -1,7 +1,8 @@
 //! Rate limits of the authorization server: per client address on every endpoint that acts
 //! (registration has its own, lower limit) and per client_id (once the client authenticated,
 //! where it can; at authorize, wherever it is named). An over-limit caller gets 429 with
-//! `Retry-After` and the RFC 6749 error `temporarily_unavailable`; nobody else is slowed.
+//! `Retry-After` and the RFC 6749 error `temporarily_unavailable`; nobody else is slowed. With
+//! PostgreSQL the counts are shared by every instance (within `SYNC_INTERVAL`).
 
 use std::net::IpAddr;
 
@@ -33,6 +34,21 @@ impl Limits {
         self.by_client
             .check(&key)
             .map_err(|r| too_many(r, "this client"))
+    }
+
+    /// Makes every limit hold across instances (shared counts).
+    pub fn share(&self) {
+        self.by_address.share("address");
+        self.by_client.share("client");
+        self.register.share("register");
+    }
+
+    /// Adds this instance's counts to the shared ones (every `SYNC_INTERVAL`).
+    pub async fn sync(&self, counts: &dyn service_kit::ratelimit::SharedCounts) {
+        let now = service_kit::clock::unix_now();
+        self.by_address.sync(counts, now).await;
+        self.by_client.sync(counts, now).await;
+        self.register.sync(counts, now).await;
     }
 
     pub fn sweep(&self) {

@@ -141,6 +141,10 @@ impl AppState {
                 )
             });
         }
+        let limits = crate::limits::Limits::new(&config.rate_limits);
+        if stores.rates.is_some() {
+            limits.share();
+        }
         Self {
             resources: config.resources.clone().into(),
             endpoints: Arc::new(endpoints),
@@ -155,7 +159,7 @@ impl AppState {
             )),
             cimd: Arc::new(crate::cimd::Cimd::new(&config)),
             client_keys: Arc::new(crate::fetch::JwksCache::new(config.cimd_allow_loopback)),
-            limits: Arc::new(crate::limits::Limits::new(&config.rate_limits)),
+            limits: Arc::new(limits),
             shared_keys: None,
             config: Arc::new(config),
         }
@@ -279,6 +283,13 @@ impl AppState {
             ("sign_ins", s.sign_ins.sweep(now).await),
             ("replays", s.replays.sweep(now).await),
         ];
+        if let Some(rates) = &s.rates
+            && let Err(e) = rates
+                .forget(service_kit::clock::unix_now().saturating_sub(120))
+                .await
+        {
+            tracing::warn!(error = %e, "forgetting old rate counts failed");
+        }
         for (store, result) in results {
             match result {
                 Ok(0) => {}

@@ -117,6 +117,53 @@ pub async fn try_advisory_xact_lock(
         .await
 }
 
+/// Request counts shared by every instance ([`crate::ratelimit::SharedCounts`]) in the table
+/// `rate_counts (key text, window_start bigint, count integer, PRIMARY KEY (key, window_start))`
+/// of the service's schema; one statement adds a batch and returns the totals.
+pub struct PgCounts {
+    pool: PgPool,
+}
+
+impl PgCounts {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ratelimit::SharedCounts for PgCounts {
+    async fn add(
+        &self,
+        window: u64,
+        counts: &[(String, i32)],
+    ) -> Result<Vec<(String, i32)>, String> {
+        let keys: Vec<&str> = counts.iter().map(|(k, _)| k.as_str()).collect();
+        let ns: Vec<i32> = counts.iter().map(|(_, n)| *n).collect();
+        let rows: Vec<(String, i32)> = sqlx::query_as(
+            "INSERT INTO rate_counts (key, window_start, count) \
+             SELECT k, $1, n FROM unnest($2::text[], $3::int4[]) AS t(k, n) \
+             ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counts.count + excluded.count \
+             RETURNING key, count",
+        )
+        .bind(to_db_secs(window))
+        .bind(&keys)
+        .bind(&ns)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(rows)
+    }
+
+    async fn forget(&self, before: u64) -> Result<u64, String> {
+        sqlx::query("DELETE FROM rate_counts WHERE window_start < $1")
+            .bind(to_db_secs(before))
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// A row count for a store's bound, read from the database at most every few seconds and
 /// counted up locally in between: approximate, as a bound may be.
 #[derive(Debug, Default)]

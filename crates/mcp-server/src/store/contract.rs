@@ -61,6 +61,7 @@ impl Harness {
                 sessions: Arc::new(super::memory::MemorySessions::new(max)),
                 items: Arc::new(super::memory::MemoryItems::new(max)),
                 relay: Arc::new(super::memory::MemoryRelay::new(max * 16)),
+                rates: None,
             },
             database: None,
         })

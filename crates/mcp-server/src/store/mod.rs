@@ -41,6 +41,8 @@ pub struct Stores {
     pub items: Arc<dyn ItemStore>,
     /// Carries HTTP+SSE messages to the instance holding their stream (shared stores).
     pub relay: Arc<dyn MessageRelay>,
+    /// Rate-limit counts shared by every instance; `None` when each instance counts alone.
+    pub rates: Option<Arc<dyn service_kit::ratelimit::SharedCounts>>,
 }
 
 impl Stores {
@@ -51,6 +53,7 @@ impl Stores {
             sessions: Arc::new(memory::MemorySessions::new(max_sessions)),
             items: Arc::new(memory::MemoryItems::new(memory::MAX_SUBJECTS)),
             relay: Arc::new(memory::MemoryRelay::new(max_sessions.max(1) * 16)),
+            rates: None,
         }
     }
 }

@@ -78,6 +78,7 @@ pub fn stores(pool: PgPool, secrets: &[&str], max_sessions: usize, max_subjects:
             max_subjects,
             subjects: ApproxCount::default(),
         }),
+        rates: Some(Arc::new(service_kit::database::PgCounts::new(pool.clone()))),
         relay: Arc::new(PgRelay {
             pool,
             max: max_sessions.max(1) * 16,

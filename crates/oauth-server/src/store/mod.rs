@@ -46,6 +46,8 @@ pub struct Stores {
     pub consents: Arc<dyn ConsentStore>,
     pub sign_ins: Arc<dyn SignInThrottle>,
     pub replays: Arc<dyn ReplayStore>,
+    /// Rate-limit counts shared by every instance; `None` when each instance counts alone.
+    pub rates: Option<Arc<dyn service_kit::ratelimit::SharedCounts>>,
     /// Signing keys shared by every instance; `None` when each instance keeps its own (in
     /// memory, or the same `SIGNING_KEY_FILE` everywhere).
     pub keys: Option<Arc<dyn KeyStore>>,
@@ -60,6 +62,7 @@ impl Stores {
             consents: Arc::new(memory::MemoryConsents::new(max)),
             sign_ins: Arc::new(memory::MemorySignIns::new(max, ThrottlePolicy::default())),
             replays: Arc::new(memory::MemoryReplays::new(max)),
+            rates: None,
             keys: None,
         }
     }

@@ -65,6 +65,7 @@ pub async fn connect(
 
 /// The stores on a pool whose schema is migrated.
 pub fn stores(pool: PgPool, max: usize) -> Stores {
+    let rates = Arc::new(service_kit::database::PgCounts::new(pool.clone()));
     let shared = Pg(Arc::new(PgInner {
         pool,
         max,
@@ -85,6 +86,7 @@ pub fn stores(pool: PgPool, max: usize) -> Stores {
         consents: Arc::new(shared.clone()),
         sign_ins: Arc::new(shared.clone()),
         replays: Arc::new(shared.clone()),
+        rates: Some(rates),
         keys: Some(Arc::new(shared)),
     }
 }
