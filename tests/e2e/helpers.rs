@@ -91,6 +91,8 @@ pub async fn oauth_state(
         }
     };
     oauth_server::AppState::with_stores(config.clone(), keys, Arc::new(SystemClock), stores)
+        .with_files()
+        .expect("CLIENTS_FILE and TRUSTED_IDENTITY_PROVIDERS_FILE")
 }
 
 impl Drop for TestApp {

@@ -29,6 +29,7 @@ pub mod domain;
 pub mod error;
 pub mod fetch;
 pub mod http;
+pub mod idp;
 pub mod keys;
 pub mod limits;
 pub mod service;

@@ -73,6 +73,8 @@ pub struct AppState {
     pub cimd: Arc<crate::cimd::Cimd>,
     /// The key sets of `private_key_jwt` clients that publish a `jwks_uri`.
     pub client_keys: Arc<crate::fetch::JwksCache>,
+    /// The identity providers whose ID-JAGs are accepted (TRUSTED_IDENTITY_PROVIDERS_FILE).
+    pub idps: Arc<crate::idp::TrustedIssuers>,
     pub limits: Arc<crate::limits::Limits>,
     /// Signing keys shared through the stores (PostgreSQL without SIGNING_KEY_FILE).
     pub shared_keys: Option<Arc<crate::keys::SharedKeys>>,
@@ -89,8 +91,7 @@ impl AppState {
         if !config.demo_mode && users.is_empty() {
             tracing::warn!("DEMO_MODE=false and no USERS_FILE: nobody can sign in");
         }
-        let mut state =
-            Self::with_parts(config, keys, Arc::new(SystemClock)).with_clients_file()?;
+        let mut state = Self::with_parts(config, keys, Arc::new(SystemClock)).with_files()?;
         state.users = Arc::new(users);
         Ok(state)
     }
@@ -159,6 +160,7 @@ impl AppState {
             )),
             cimd: Arc::new(crate::cimd::Cimd::new(&config)),
             client_keys: Arc::new(crate::fetch::JwksCache::new(config.cimd_allow_loopback)),
+            idps: Arc::new(crate::idp::TrustedIssuers::none()),
             limits: Arc::new(limits),
             shared_keys: None,
             config: Arc::new(config),
@@ -208,9 +210,22 @@ impl AppState {
             }
             _ => (KeySet::load(&config)?, None),
         };
-        let mut state = Self::with_stores(config, keys, clock, stores).with_clients_file()?;
+        let mut state = Self::with_stores(config, keys, clock, stores).with_files()?;
         state.users = Arc::new(users);
         state.shared_keys = shared;
+        Ok(state)
+    }
+
+    /// Reads CLIENTS_FILE and TRUSTED_IDENTITY_PROVIDERS_FILE, when set; a bad file is an
+    /// error naming the entry.
+    pub fn with_files(self) -> anyhow::Result<Self> {
+        let mut state = self.with_clients_file()?;
+        if let Some(path) = &state.config.trusted_identity_providers_file {
+            state.idps = Arc::new(crate::idp::TrustedIssuers::load(
+                Some(path),
+                state.config.idp_allow_loopback,
+            )?);
+        }
         Ok(state)
     }
 

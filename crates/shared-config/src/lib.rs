@@ -174,6 +174,13 @@ pub struct Config {
     /// CLIENT_METADATA_DOCUMENT_HOSTS: comma-separated hosts that may publish metadata documents
     /// (`*.example.com` matches its subdomains); empty means any public host.
     pub client_metadata_document_hosts: Vec<String>,
+    /// TRUSTED_IDENTITY_PROVIDERS_FILE: the identity providers whose Identity Assertion JWT
+    /// Authorization Grants (ID-JAG) the token endpoint accepts: a JSON array of `{"issuer",
+    /// "jwks_uri" | "jwks", "client_ids", "subject_claim"}`, read again whenever it changes.
+    pub trusted_identity_providers_file: Option<PathBuf>,
+    /// IDP_ALLOW_LOOPBACK (false): a test setting that lets identity providers' issuers and
+    /// `jwks_uri` be plain http on loopback.
+    pub idp_allow_loopback: bool,
     /// USERS_FILE: the people who may sign in when DEMO_MODE=false: a JSON array of
     /// `{"username", "name", "email", "password_hash"}` (argon2 PHC strings).
     pub users_file: Option<PathBuf>,
@@ -361,6 +368,9 @@ impl Config {
             signing_key_file: get("SIGNING_KEY_FILE").map(PathBuf::from),
             users_file: get("USERS_FILE").map(PathBuf::from),
             clients_file: get("CLIENTS_FILE").map(PathBuf::from),
+            trusted_identity_providers_file: get("TRUSTED_IDENTITY_PROVIDERS_FILE")
+                .map(PathBuf::from),
+            idp_allow_loopback: parse_bool("IDP_ALLOW_LOOPBACK", get("IDP_ALLOW_LOOPBACK"), false)?,
             registration_open: match get("REGISTRATION").as_deref() {
                 None | Some("open") => true,
                 Some("off") => false,

@@ -15,9 +15,13 @@ pub enum GrantType {
     AuthorizationCode,
     ClientCredentials,
     RefreshToken,
+    /// RFC 7523 section 2.1, with Identity Assertion JWT Authorization Grants (ID-JAG).
+    JwtBearer,
 }
 
 impl GrantType {
+    /// The grants every deployment serves (the JWT bearer grant only with trusted identity
+    /// providers).
     pub const ALL: [GrantType; 3] = [
         Self::AuthorizationCode,
         Self::ClientCredentials,
@@ -29,6 +33,7 @@ impl GrantType {
             "authorization_code" => Some(Self::AuthorizationCode),
             "client_credentials" => Some(Self::ClientCredentials),
             "refresh_token" => Some(Self::RefreshToken),
+            "urn:ietf:params:oauth:grant-type:jwt-bearer" => Some(Self::JwtBearer),
             _ => None,
         }
     }
@@ -38,6 +43,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
         }
     }
 }

@@ -151,7 +151,7 @@ async fn check(
 }
 
 /// The keys that may have signed a JWT with this `kid` and `alg`.
-fn pick(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Vec<Jwk> {
+pub(crate) fn pick(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Vec<Jwk> {
     keys.iter()
         .filter(|k| match kid {
             Some(kid) => k.common.key_id.as_deref() == Some(kid),

@@ -38,6 +38,15 @@ pub fn document(config: &Config, endpoints: &Endpoints, signing_algs: &[&str]) -
         "client_id_metadata_document_supported": config.client_metadata_documents,
         "access_token_signing_alg_values_supported": signing_algs,
     });
+    // The JWT bearer grant with ID-JAGs (MCP Enterprise-Managed Authorization), when some
+    // identity provider is trusted.
+    if config.trusted_identity_providers_file.is_some() {
+        if let Some(grants) = doc["grant_types_supported"].as_array_mut() {
+            grants.push(Value::from(crate::service::id_jag::GRANT_TYPE));
+        }
+        doc["authorization_grant_profiles_supported"] =
+            serde_json::json!([crate::service::id_jag::PROFILE]);
+    }
     // No registration endpoint when REGISTRATION=off.
     if config.registration_open {
         doc["registration_endpoint"] = Value::from(endpoints.registration.as_str());

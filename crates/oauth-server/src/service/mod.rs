@@ -5,6 +5,7 @@
 pub mod assertion;
 pub mod authorize;
 pub mod clients;
+pub mod id_jag;
 pub mod introspect;
 pub mod metadata;
 pub mod register;

@@ -85,6 +85,13 @@ impl Users {
         self.by_name.get(username)
     }
 
+    /// The user with this email address (compared without regard to ASCII case).
+    pub fn by_email(&self, email: &str) -> Option<&User> {
+        self.by_name
+            .values()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
+    }
+
     /// Checks a password; an unknown user costs the same as a wrong password.
     pub fn check(&self, username: &str, password: &str) -> Option<&User> {
         let user = self.by_name.get(username);

@@ -31,6 +31,11 @@ pub enum Grant {
         token: String,
         scope: Option<Scope>,
     },
+    /// RFC 7523 section 2.1 with an ID-JAG as the assertion.
+    JwtBearer {
+        assertion: String,
+        scope: Option<Scope>,
+    },
 }
 
 impl TryFrom<&Params> for Grant {
@@ -64,6 +69,10 @@ impl TryFrom<&Params> for Grant {
                 token: p.require("refresh_token")?.to_owned(),
                 scope,
             }),
+            crate::service::id_jag::GRANT_TYPE => Ok(Self::JwtBearer {
+                assertion: p.require("assertion")?.to_owned(),
+                scope,
+            }),
             other => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 format!("unsupported grant_type: {other}"),
@@ -78,6 +87,7 @@ impl Grant {
             Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::RefreshToken { .. } => GrantType::RefreshToken,
+            Self::JwtBearer { .. } => GrantType::JwtBearer,
         }
     }
 }
@@ -95,7 +105,15 @@ pub async fn token(
         .get("resource")
         .map(|r| check_resource(state, r))
         .transpose()?;
-    if !client.allows(grant.grant_type()) {
+    // A JWT bearer grant is allowed by the identity provider's entry (its client_ids), not by
+    // the client's registration.
+    if grant.grant_type() == GrantType::JwtBearer && !state.idps.configured() {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "this server trusts no identity provider (TRUSTED_IDENTITY_PROVIDERS_FILE)",
+        ));
+    }
+    if grant.grant_type() != GrantType::JwtBearer && !client.allows(grant.grant_type()) {
         return Err(OAuthError::unauthorized_client(format!(
             "this client is not registered for the {} grant",
             grant.grant_type().as_str()
@@ -121,6 +139,9 @@ pub async fn token(
         Grant::ClientCredentials { scope } => client_credentials(state, &client, scope, resource),
         Grant::RefreshToken { token, scope } => {
             refresh(state, &client, &token, scope, resource).await
+        }
+        Grant::JwtBearer { assertion, scope } => {
+            identity_assertion(state, &client, &assertion, scope, resource).await
         }
     };
     if result.is_ok() {
@@ -249,6 +270,31 @@ fn client_credentials(
     let scope = requested_within(scope, client.scope)?;
     let audience = resource.unwrap_or_else(|| state.config.default_resource().to_owned());
     let minted = mint(state, client, &client.id, scope, scope, &audience, None)?;
+    audit_issued(client, &minted);
+    Ok(minted.response)
+}
+
+/// An access token for the user an identity provider vouches for. No refresh token: the client
+/// asks its identity provider for a new grant instead, so the provider's policy applies again
+/// (draft-ietf-oauth-identity-assertion-authz-grant section 4.4.2 leaves refresh tokens to the
+/// server; the grants live minutes, and the provider stays the one who decides).
+async fn identity_assertion(
+    state: &AppState,
+    client: &Client,
+    assertion: &str,
+    scope: Option<Scope>,
+    resource: Option<String>,
+) -> Result<TokenResponse> {
+    let granted = crate::service::id_jag::verify(state, client, assertion, scope, resource).await?;
+    let minted = mint(
+        state,
+        client,
+        &granted.subject,
+        granted.scope,
+        granted.scope,
+        &granted.audience,
+        None,
+    )?;
     audit_issued(client, &minted);
     Ok(minted.response)
 }

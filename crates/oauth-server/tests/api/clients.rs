@@ -14,13 +14,13 @@ use crate::helpers::*;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A client key pair: the private key signs, the JWKS publishes the public half.
-struct ClientKey {
-    key: SigningKey,
-    jwks: Value,
+pub struct ClientKey {
+    pub key: SigningKey,
+    pub jwks: Value,
 }
 
 impl ClientKey {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let key = SigningKey::generate_es256().unwrap();
         let pem = key.to_pkcs8_pem().unwrap();
         let key = SigningKey::from_pem(&pem).unwrap();
@@ -43,7 +43,7 @@ impl ClientKey {
     }
 }
 
-fn pem_to_der(pem: &str) -> Vec<u8> {
+pub fn pem_to_der(pem: &str) -> Vec<u8> {
     use base64::Engine;
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD
@@ -51,12 +51,12 @@ fn pem_to_der(pem: &str) -> Vec<u8> {
         .unwrap()
 }
 
-fn uuid() -> String {
+pub fn uuid() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
 impl TestApp {
-    fn clock_now(&self) -> u64 {
+    pub fn clock_now(&self) -> u64 {
         use oauth_server::state::Clock;
         self.clock.now()
     }

@@ -82,6 +82,11 @@ pub async fn spawn_signin() -> TestApp {
     spawn_inner(|c| c.demo_mode = false, true).await
 }
 
+/// Like [`spawn_with`], with the user alice.
+pub async fn spawn_with_alice(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_inner(adjust, true).await
+}
+
 pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     spawn_inner(adjust, false).await
 }
@@ -101,8 +106,8 @@ async fn spawn_inner(adjust: impl FnOnce(&mut Config), with_alice: bool) -> Test
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let (stores, database) = test_stores(config.store_max_entries).await;
     let mut state = AppState::with_stores(config, keys, clock.clone(), stores)
-        .with_clients_file()
-        .expect("CLIENTS_FILE");
+        .with_files()
+        .expect("CLIENTS_FILE and TRUSTED_IDENTITY_PROVIDERS_FILE");
     if with_alice {
         state.users = Arc::new(oauth_server::service::signin::Users::from_list(vec![
             oauth_server::service::signin::User {
