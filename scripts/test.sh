@@ -28,8 +28,13 @@ venv=${TARGET}/pyenv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r clients/python/requirements.txt
 log=$(mktemp)
+# A test identity provider (its key, the file that trusts it, its pre-registered client) for the
+# Python SDK's enterprise-managed authorization client.
+enterprise=$(mktemp -d)
+"$venv/bin/python" clients/python/enterprise.py setup "$enterprise"
 OAUTH_SERVER_PORT=$OAUTH_PORT OAUTH_ISSUER=http://127.0.0.1:$OAUTH_PORT \
 MCP_SERVER_PORT=$MCP_PORT MCP_SERVER_URL=http://127.0.0.1:$MCP_PORT \
+TRUSTED_IDENTITY_PROVIDERS_FILE=$enterprise/idps.json CLIENTS_FILE=$enterprise/clients.json \
   "$TARGET/debug/mcp-oauth" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
@@ -45,6 +50,8 @@ AUTH_METHOD=client_secret_post node clients/ts/flow.mjs "http://127.0.0.1:$MCP_P
 for transport in streamable sse sse-at-mcp-url; do
   "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
 done
+"$venv/bin/python" clients/python/enterprise.py run "$enterprise" "http://127.0.0.1:$MCP_PORT/mcp/v1" \
+  "http://127.0.0.1:$OAUTH_PORT" || status=1
 clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" || status=1
 token=$(curl -sf -X POST "http://127.0.0.1:$MCP_PORT/mcp/v1/tools/call" -H 'content-type: application/json' \
   -d '{"name":"oauth_authenticate","arguments":{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["access_token"])')
