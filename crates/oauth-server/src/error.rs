@@ -28,6 +28,8 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     /// RFC 6750 section 3.1 (RFC 7592 registration access tokens).
     InvalidToken,
+    /// RFC 9449 section 5.
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -48,6 +50,7 @@ impl ErrorCode {
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }

@@ -333,5 +333,6 @@ fn static_client(id: &str, secret: &str, name: &str, now: u64) -> Client {
         registration_token_hash: None,
         keys: None,
         extra: serde_json::Map::new(),
+        dpop_bound: false,
     }
 }

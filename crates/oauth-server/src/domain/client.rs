@@ -146,6 +146,8 @@ pub struct Client {
     pub keys: Option<ClientKeys>,
     /// The descriptive metadata registered ([`DESCRIPTIVE_METADATA`]), returned as given.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// `dpop_bound_access_tokens` (RFC 9449 section 5.2): every token request needs a proof.
+    pub dpop_bound: bool,
 }
 
 impl Client {

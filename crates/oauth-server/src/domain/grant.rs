@@ -29,6 +29,9 @@ pub struct RefreshGrant {
     pub scope: Scope,
     pub audience: String,
     pub expires_at: u64,
+    /// A public client's refresh tokens are bound to the DPoP key they were issued for (RFC 9449
+    /// section 5): each refresh needs a proof with that key.
+    pub jkt: Option<String>,
 }
 
 /// What a token request presents against an authorization code's bindings (RFC 6749 section

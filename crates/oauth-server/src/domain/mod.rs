@@ -26,7 +26,7 @@ pub use resource::{parse_resource, resource_is_under};
 pub use scope::Scope;
 pub use secret::{Hash, Sealed, hash_secret, random_token};
 pub use throttle::{Attempt, SignInCounter, ThrottlePolicy};
-pub use tokens::{AccessClaims, TokenResponse};
+pub use tokens::{AccessClaims, Confirmation, TokenResponse};
 
 #[cfg(test)]
 mod tests {

@@ -106,6 +106,7 @@ fn cors(config: &shared_config::Config) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("dpop"),
         ])
         .expose_headers([header::WWW_AUTHENTICATE])
         .max_age(std::time::Duration::from_secs(3600))

@@ -24,7 +24,20 @@ pub async fn token_post(
     headers: HeaderMap,
     FormParams(params): FormParams,
 ) -> Result<TokenResponse> {
-    crate::service::token::token(&state, authorization(&headers)?, &params).await
+    crate::service::token::token(&state, authorization(&headers)?, &params, dpop(&headers)?).await
+}
+
+/// The `DPoP` header (RFC 9449 section 4.1): at most one.
+pub fn dpop(headers: &HeaderMap) -> Result<Option<&str>> {
+    let mut values = headers.get_all("dpop").iter();
+    let first = values.next().map(|v| v.to_str().unwrap_or(""));
+    if values.next().is_some() {
+        return Err(crate::error::OAuthError::new(
+            crate::error::ErrorCode::InvalidDpopProof,
+            "more than one DPoP header",
+        ));
+    }
+    Ok(first)
 }
 
 /// The `Authorization` header, when there is one (an unreadable one counts as empty). Two of

@@ -34,6 +34,7 @@ pub fn document(config: &Config, endpoints: &Endpoints, signing_algs: &[&str]) -
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": service_kit::dpop::ALGS,
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": config.client_metadata_documents,
         "access_token_signing_alg_values_supported": signing_algs,

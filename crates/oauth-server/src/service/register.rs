@@ -38,6 +38,8 @@ pub struct RegistrationRequest {
     pub software_version: Option<String>,
     /// `web` or `native` (OpenID Connect Dynamic Client Registration section 2).
     pub application_type: Option<String>,
+    /// Every token request of this client carries a DPoP proof (RFC 9449 section 5.2).
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// What a source of client metadata may ask for.
@@ -77,6 +79,7 @@ pub struct NewClient {
     pub scope: Scope,
     pub keys: Option<ClientKeys>,
     pub extra: serde_json::Map<String, Value>,
+    pub dpop_bound: bool,
 }
 
 fn bad(why: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
@@ -263,6 +266,7 @@ impl NewClient {
             scope,
             keys,
             extra,
+            dpop_bound: req.dpop_bound_access_tokens.unwrap_or(false),
         })
     }
 
@@ -284,6 +288,7 @@ impl NewClient {
             registration_token_hash: None,
             keys: self.keys,
             extra: self.extra,
+            dpop_bound: self.dpop_bound,
         }
     }
 }
@@ -345,6 +350,9 @@ fn describe_core(state: &AppState, client: &Client) -> serde_json::Map<String, V
     });
     if let Some(name) = &client.name {
         body["client_name"] = Value::from(name.as_str());
+    }
+    if client.dpop_bound {
+        body["dpop_bound_access_tokens"] = Value::from(true);
     }
     match &client.keys {
         Some(ClientKeys::Jwks(set)) => body["jwks"] = set.clone(),

@@ -15,6 +15,7 @@ use crate::error::{ErrorCode, OAuthError, Result};
 use crate::service::clients;
 use crate::state::AppState;
 use crate::store::{Redeemed, Rotated};
+use service_kit::dpop;
 
 /// A token request, parsed (RFC 6749 sections 4.1.3, 4.4.2 and 6).
 #[derive(Debug)]
@@ -92,15 +93,65 @@ impl Grant {
     }
 }
 
-/// The token endpoint's use case: authenticate the client, parse the grant, issue tokens.
+/// The DPoP keys tokens are bound to: the access token's `cnf.jkt`, and a public client's
+/// refresh token's.
+#[derive(Debug, Clone, Default)]
+struct Binding {
+    access: Option<String>,
+    refresh: Option<String>,
+}
+
+/// Checks the `DPoP` proof of a token request (RFC 9449 sections 4.3 and 5): the token
+/// endpoint's method and URL, no access token, a `jti` used once.
+async fn check_proof(state: &AppState, proof: &str) -> Result<dpop::Proof> {
+    let now = state.clock.now();
+    let expected = dpop::Expected {
+        method: "POST",
+        url: &state.endpoints.token,
+        access_token: None,
+        body: None,
+        now,
+    };
+    let bad = |why: &'static str| OAuthError::new(ErrorCode::InvalidDpopProof, why);
+    let proof = dpop::verify(proof, &expected).map_err(bad)?;
+    let key = crate::service::assertion::replay_key("dpop", &proof.jkt, &proof.jti);
+    let first = state
+        .stores
+        .replays
+        .first_use(&key, proof.iat + dpop::WINDOW_SECS + 1, now)
+        .await?;
+    if !first {
+        return Err(bad("the DPoP proof was already used (jti replay)"));
+    }
+    Ok(proof)
+}
+
+/// The token endpoint's use case: authenticate the client, parse the grant, check a DPoP proof,
+/// issue tokens.
 pub async fn token(
     state: &AppState,
     authorization: Option<&str>,
     params: &Params,
+    dpop_proof: Option<&str>,
 ) -> Result<TokenResponse> {
     let presented = clients::identify(state, authorization, params, &state.endpoints.token).await?;
     let grant = Grant::try_from(params)?;
     let client = clients::authenticate(state, presented).await?;
+    let proof = match dpop_proof {
+        Some(p) => Some(check_proof(state, p).await?),
+        None if client.dpop_bound => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "this client registered dpop_bound_access_tokens: a DPoP proof is required",
+            ));
+        }
+        None => None,
+    };
+    let jkt = proof.map(|p| p.jkt);
+    let binding = Binding {
+        access: jkt.clone(),
+        refresh: jkt.filter(|_| !client.is_confidential()),
+    };
     let resource = params
         .get("resource")
         .map(|r| check_resource(state, r))
@@ -133,15 +184,18 @@ pub async fn token(
                 redirect_uri.as_deref(),
                 &verifier,
                 resource,
+                binding,
             )
             .await
         }
-        Grant::ClientCredentials { scope } => client_credentials(state, &client, scope, resource),
+        Grant::ClientCredentials { scope } => {
+            client_credentials(state, &client, scope, resource, binding)
+        }
         Grant::RefreshToken { token, scope } => {
-            refresh(state, &client, &token, scope, resource).await
+            refresh(state, &client, &token, scope, resource, binding).await
         }
         Grant::JwtBearer { assertion, scope } => {
-            identity_assertion(state, &client, &assertion, scope, resource).await
+            identity_assertion(state, &client, &assertion, scope, resource, binding).await
         }
     };
     if result.is_ok() {
@@ -173,6 +227,7 @@ async fn exchange_code(
     redirect_uri: Option<&str>,
     verifier: &str,
     resource: Option<String>,
+    binding: Binding,
 ) -> Result<TokenResponse> {
     let hash = hash_secret(code);
     let now = state.clock.now();
@@ -201,6 +256,7 @@ async fn exchange_code(
         grant.scope,
         &audience,
         family,
+        binding,
     )?;
     let check = CodeCheck {
         client_id: client.id.clone(),
@@ -261,6 +317,7 @@ fn client_credentials(
     client: &Client,
     scope: Option<Scope>,
     resource: Option<String>,
+    binding: Binding,
 ) -> Result<TokenResponse> {
     if !client.is_confidential() {
         return Err(OAuthError::unauthorized_client(
@@ -269,7 +326,9 @@ fn client_credentials(
     }
     let scope = requested_within(scope, client.scope)?;
     let audience = resource.unwrap_or_else(|| state.config.default_resource().to_owned());
-    let minted = mint(state, client, &client.id, scope, scope, &audience, None)?;
+    let minted = mint(
+        state, client, &client.id, scope, scope, &audience, None, binding,
+    )?;
     audit_issued(client, &minted);
     Ok(minted.response)
 }
@@ -284,6 +343,7 @@ async fn identity_assertion(
     assertion: &str,
     scope: Option<Scope>,
     resource: Option<String>,
+    binding: Binding,
 ) -> Result<TokenResponse> {
     let granted = crate::service::id_jag::verify(state, client, assertion, scope, resource).await?;
     let minted = mint(
@@ -294,6 +354,7 @@ async fn identity_assertion(
         granted.scope,
         &granted.audience,
         None,
+        binding,
     )?;
     audit_issued(client, &minted);
     Ok(minted.response)
@@ -308,6 +369,7 @@ async fn refresh(
     token: &str,
     scope: Option<Scope>,
     resource: Option<String>,
+    binding: Binding,
 ) -> Result<TokenResponse> {
     let hash = hash_secret(token);
     let now = state.clock.now();
@@ -318,6 +380,20 @@ async fn refresh(
         .refresh(&hash, now)
         .await?
         .ok_or_else(unknown)?;
+    // A refresh token bound to a DPoP key is used with a proof of that key (RFC 9449 section 5);
+    // its successor keeps the binding.
+    if let Some(bound) = &grant.jkt
+        && binding.access.as_ref() != Some(bound)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this refresh token is bound to a DPoP key: a proof with that key is required",
+        ));
+    }
+    let binding = Binding {
+        refresh: grant.jkt.clone().or(binding.refresh),
+        ..binding
+    };
     let check = RefreshCheck {
         client_id: client.id.clone(),
         scope,
@@ -334,6 +410,7 @@ async fn refresh(
         grant.scope,
         &grant.audience,
         Some(grant.family.clone()),
+        binding,
     )?;
     let successor = minted
         .refresh
@@ -427,8 +504,9 @@ struct Minted {
     refresh: Option<NewRefresh>,
 }
 
-/// Signs an access token and, for a refresh family, draws a new refresh token carrying
-/// `grant_scope`.
+/// Signs an access token (bound to a DPoP key when `binding` says) and, for a refresh family,
+/// draws a new refresh token carrying `grant_scope`.
+#[allow(clippy::too_many_arguments)]
 fn mint(
     state: &AppState,
     client: &Client,
@@ -437,6 +515,7 @@ fn mint(
     grant_scope: Scope,
     audience: &str,
     family: Option<String>,
+    binding: Binding,
 ) -> Result<Minted> {
     let now = state.clock.now();
     let ttl = state.config.access_token_ttl.as_secs();
@@ -449,6 +528,10 @@ fn mint(
         iat: now,
         exp: now + ttl,
         jti: uuid::Uuid::new_v4().to_string(),
+        cnf: binding
+            .access
+            .clone()
+            .map(|jkt| crate::domain::Confirmation { jkt }),
     };
     let access_token = state
         .keys
@@ -465,6 +548,7 @@ fn mint(
                 scope: grant_scope,
                 audience: audience.to_owned(),
                 expires_at: now + state.config.refresh_token_ttl.as_secs(),
+                jkt: binding.refresh.clone(),
             };
             let refresh = NewRefresh {
                 hash: hash_secret(&token),
@@ -477,7 +561,12 @@ fn mint(
     Ok(Minted {
         response: TokenResponse {
             access_token,
-            token_type: "Bearer".to_owned(),
+            token_type: if claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            }
+            .to_owned(),
             expires_in: ttl,
             scope: claims.scope.clone(),
             refresh_token,

@@ -124,6 +124,7 @@ fn check(client: &str) -> CodeCheck {
 
 fn grant(family: &str) -> RefreshGrant {
     RefreshGrant {
+        jkt: Some(format!("jkt-{family}")),
         family: family.into(),
         client_id: "c".into(),
         subject: "alice".into(),
@@ -199,6 +200,7 @@ fn client(id: &str, last_used: u64) -> Client {
         registration_token_hash: None,
         keys: None,
         extra: serde_json::Map::new(),
+        dpop_bound: false,
     }
 }
 

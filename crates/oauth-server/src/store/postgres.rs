@@ -154,6 +154,8 @@ struct ClientDoc {
     keys: Option<ClientKeys>,
     #[serde(default)]
     extra: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    dpop_bound: bool,
 }
 
 impl ClientDoc {
@@ -176,6 +178,7 @@ impl ClientDoc {
             registration_token_hash: c.registration_token_hash,
             keys: c.keys.clone(),
             extra: c.extra.clone(),
+            dpop_bound: c.dpop_bound,
         }
     }
 
@@ -201,6 +204,7 @@ impl ClientDoc {
             registration_token_hash: self.registration_token_hash,
             keys: self.keys,
             extra: self.extra,
+            dpop_bound: self.dpop_bound,
         }
     }
 }
@@ -357,13 +361,14 @@ fn grant_of(row: &PgRow) -> Result<RefreshGrant, sqlx::Error> {
         scope: Scope::from_bits(scope as u8),
         audience: row.try_get("audience")?,
         expires_at: unsecs(row.try_get("expires_at")?),
+        jkt: row.try_get("jkt")?,
     })
 }
 
 const CODE_COLUMNS: &str = "client_id, redirect_uri, challenge, scope, resource, subject, \
                             expires_at, spent_at, issued_jti, issued_exp, issued_family";
-const TOKEN_COLUMNS: &str = "family, client_id, subject, scope, audience, expires_at, spent_at, \
-                             sealed_nonce, sealed_answer";
+const TOKEN_COLUMNS: &str = "family, client_id, subject, scope, audience, expires_at, jkt, \
+                             spent_at, sealed_nonce, sealed_answer";
 
 /// Marks a family revoked and moves its access tokens to the revocation list, in the caller's
 /// transaction; returns how many access tokens. The family row is locked first, so a rotation
@@ -402,8 +407,9 @@ async fn insert_refresh(
     g: &RefreshGrant,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (hash, family, client_id, subject, scope, audience, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO refresh_tokens \
+         (hash, family, client_id, subject, scope, audience, expires_at, jkt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&hash[..])
     .bind(&g.family)
@@ -412,6 +418,7 @@ async fn insert_refresh(
     .bind(i16::from(g.scope.bits()))
     .bind(&g.audience)
     .bind(secs(g.expires_at))
+    .bind(&g.jkt)
     .execute(conn)
     .await?;
     Ok(())
@@ -703,7 +710,7 @@ impl GrantStore for Pg {
 
     async fn active_refresh(&self, hash: &Hash, now: u64) -> StoreResult<Option<RefreshGrant>> {
         let row = sqlx::query(
-            "SELECT t.family, t.client_id, t.subject, t.scope, t.audience, t.expires_at \
+            "SELECT t.family, t.client_id, t.subject, t.scope, t.audience, t.expires_at, t.jkt \
              FROM refresh_tokens t JOIN families f ON f.id = t.family \
              WHERE t.hash = $1 AND t.spent_at IS NULL AND t.expires_at > $2 AND NOT f.revoked",
         )

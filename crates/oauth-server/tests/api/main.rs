@@ -8,6 +8,7 @@ mod authorize;
 mod cimd;
 mod clients;
 mod discovery;
+mod dpop;
 mod enterprise;
 mod helpers;
 mod limits;
