@@ -7,6 +7,7 @@ mod adversarial;
 mod api;
 mod auth;
 mod database_faults;
+mod dpop;
 mod enterprise;
 mod hardening;
 mod helpers;

@@ -33,6 +33,8 @@ pub struct Shared {
     pub base: Url,
     /// MCP and API requests per token subject.
     pub subject_limits: RateLimiter<String>,
+    /// DPoP proofs seen lately (a replayed jti is refused within the window).
+    pub dpop_replays: service_kit::dpop::Replays,
     /// Rate-limit counts shared with the other instances (PostgreSQL).
     pub rates: Option<Arc<dyn service_kit::ratelimit::SharedCounts>>,
 }
@@ -156,6 +158,7 @@ impl AppState {
             tool_router: McpTools::router(),
             base,
             subject_limits,
+            dpop_replays: service_kit::dpop::Replays::new(100_000),
             rates: stores.rates,
             config: config.clone(),
         });

@@ -53,6 +53,52 @@ struct Claims {
     content_digest: Option<String>,
 }
 
+/// The proofs a resource server saw lately, so that a replayed `jti` is refused within the
+/// window (RFC 9449 section 11.1): bounded, per instance. At the bound, expired entries go; if
+/// none has, the oldest half does (a replay beyond that is still bound to its body and token).
+pub struct Replays {
+    seen: dashmap::DashMap<String, u64>,
+    max: usize,
+}
+
+impl Replays {
+    pub fn new(max: usize) -> Self {
+        Self {
+            seen: dashmap::DashMap::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// Records a proof; false when it was seen before and its window has not passed.
+    pub fn first_use(&self, proof: &Proof, now: u64) -> bool {
+        let key = format!("{}:{}", proof.jkt, proof.jti);
+        if self.seen.len() >= self.max && !self.seen.contains_key(&key) {
+            self.seen.retain(|_, until| *until > now);
+            if self.seen.len() >= self.max {
+                let mut untils: Vec<u64> = self.seen.iter().map(|e| *e.value()).collect();
+                untils.sort_unstable();
+                let cut = untils[untils.len() / 2];
+                self.seen.retain(|_, until| *until > cut);
+            }
+        }
+        let until = proof.iat + WINDOW_SECS;
+        let mut entry = self.seen.entry(key).or_insert(0);
+        if *entry > now {
+            return false;
+        }
+        *entry = until;
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
 /// The base64url SHA-256 of an access token (`ath`).
 pub fn token_hash(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))

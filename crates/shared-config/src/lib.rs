@@ -209,6 +209,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// MCP_AUTH_REQUIRED (false in demo mode, true otherwise): every MCP request needs a token.
     pub mcp_auth_required: bool,
+    /// MCP_REQUIRE_DPOP (false): the MCP endpoint and `/api` accept DPoP-bound tokens only
+    /// (RFC 9449), and the resource metadata says so.
+    pub mcp_require_dpop: bool,
     /// MCP_ALLOWED_ORIGINS: comma-separated browser origins allowed to call the MCP server, on
     /// top of the loopback origins (http://localhost, 127.0.0.1 and [::1], any port).
     pub mcp_allowed_origins: Vec<String>,
@@ -454,6 +457,7 @@ impl Config {
                 get("MCP_AUTH_REQUIRED"),
                 !demo_mode,
             )?,
+            mcp_require_dpop: parse_bool("MCP_REQUIRE_DPOP", get("MCP_REQUIRE_DPOP"), false)?,
             mcp_allowed_origins: get("MCP_ALLOWED_ORIGINS")
                 .map(|v| {
                     split_list(&v)

@@ -73,6 +73,9 @@ pub struct Principal {
     pub client_id: String,
     pub scopes: Scopes,
     pub expires_at: u64,
+    /// The DPoP key the token is bound to (`cnf.jkt`, RFC 9449 section 6.1).
+    #[serde(default)]
+    pub jkt: Option<String>,
 }
 
 impl Principal {
@@ -99,4 +102,7 @@ pub enum BearerError {
     BadRequest(&'static str),
     /// The token lacks a scope (403 insufficient_scope): the one required, and those it has.
     InsufficientScope { required: Scope, granted: Scopes },
+    /// A DPoP proof is missing or wrong (401 with the DPoP scheme's `invalid_dpop_proof`,
+    /// RFC 9449 section 7.1).
+    Dpop(&'static str),
 }

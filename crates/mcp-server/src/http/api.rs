@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use shared_config::paths;
 
-use super::bearer::{Challenge, bearer_token, metadata_url};
+use super::bearer::{Challenge, Presentation, access_token, check_presentation, metadata_url};
 use crate::domain::principal::{BearerError, Principal};
 use crate::mcp::public_base;
 use crate::service::items::ServiceError;
@@ -127,10 +127,27 @@ impl FromRequestParts<AppState> for Caller {
                 resource_metadata: to.0.clone(),
             })
         };
-        let token = bearer_token(&parts.headers, parts.uri.query())
+        let presented = access_token(&parts.headers, parts.uri.query())
             .map_err(fail)?
             .ok_or_else(|| fail(BearerError::Missing))?;
-        let principal = state.shared.verifier.verify(token).await.map_err(fail)?;
+        let principal = state
+            .shared
+            .verifier
+            .verify(presented.token)
+            .await
+            .map_err(fail)?;
+        // A DPoP-bound token needs a proof for this request (RFC 9449 section 7; the API's
+        // bodies are not digested: the MCP profile's content_digest is for MCP requests).
+        let url = format!("{}{}", public_base(state, &parts.headers), parts.uri.path());
+        let presentation = Presentation {
+            headers: &parts.headers,
+            presented,
+            method: parts.method.as_str(),
+            url: &url,
+            body: None,
+            require_dpop: state.config.mcp_require_dpop,
+        };
+        check_presentation(&presentation, &principal, &state.shared.dpop_replays).map_err(fail)?;
         state
             .shared
             .admit(&principal)

@@ -1,6 +1,6 @@
-//! Bearer tokens at the HTTP edge: read from the `Authorization` header only (RFC 6750 section
-//! 2.1), and the RFC 6750 section 3 / RFC 9728 section 5.1 challenges that tell a client how to
-//! get a token.
+//! Access tokens at the HTTP edge: read from the `Authorization` header only (RFC 6750 section
+//! 2.1), as `Bearer` or as `DPoP` (RFC 9449 section 7.1), and the RFC 6750 section 3 / RFC 9728
+//! section 5.1 / RFC 9449 section 7.1 challenges that tell a client how to get a token.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,11 @@ impl IntoResponse for Challenge {
     fn into_response(self) -> Response {
         let meta = &self.resource_metadata;
         let (status, header_value, body) = match &self.error {
+            BearerError::Dpop(why) => (
+                StatusCode::UNAUTHORIZED,
+                format!(r#"Bearer resource_metadata="{meta}", scope="read write""#),
+                json!({"error": "invalid_dpop_proof", "error_description": why}),
+            ),
             BearerError::Missing => (
                 StatusCode::UNAUTHORIZED,
                 format!(r#"Bearer resource_metadata="{meta}", scope="read write""#),
@@ -68,16 +73,40 @@ impl IntoResponse for Challenge {
         if let Ok(v) = HeaderValue::from_str(&header_value) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
+        // Beside Bearer, the DPoP scheme with the algorithms proofs may use (RFC 9449 section
+        // 7.1), and its error when a proof was the problem.
+        if status == StatusCode::UNAUTHORIZED {
+            let algs = service_kit::dpop::ALGS.join(" ");
+            let dpop = match &self.error {
+                BearerError::Dpop(why) => {
+                    format!(
+                        r#"DPoP error="invalid_dpop_proof", error_description="{why}", algs="{algs}""#
+                    )
+                }
+                _ => format!(r#"DPoP algs="{algs}""#),
+            };
+            if let Ok(v) = HeaderValue::from_str(&dpop) {
+                response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+            }
+        }
         response
     }
 }
 
-/// The bearer token of a request: from the Authorization header only (RFC 6750 section 2.1;
-/// MCP forbids tokens in the query string).
-pub fn bearer_token<'a>(
+/// An access token as a request presented it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presented<'a> {
+    pub token: &'a str,
+    /// Sent with the DPoP scheme (RFC 9449 section 7.1) rather than Bearer.
+    pub dpop: bool,
+}
+
+/// The access token of a request: from the Authorization header only (RFC 6750 section 2.1;
+/// MCP forbids tokens in the query string), as `Bearer` or `DPoP`.
+pub fn access_token<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
-) -> Result<Option<&'a str>, BearerError> {
+) -> Result<Option<Presented<'a>>, BearerError> {
     if query.is_some_and(|q| {
         url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
     }) {
@@ -98,15 +127,88 @@ pub fn bearer_token<'a>(
         .to_str()
         .map_err(|_| BearerError::Invalid("malformed Authorization header"))?;
     match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some(token.trim()))
+        Some((scheme, token)) if !token.trim().is_empty() => {
+            let dpop = scheme.eq_ignore_ascii_case("dpop");
+            if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(BearerError::Invalid(
+                    "the Authorization header must be Bearer <token> or DPoP <token>",
+                ));
+            }
+            Ok(Some(Presented {
+                token: token.trim(),
+                dpop,
+            }))
         }
         _ => Err(BearerError::Invalid(
-            "the Authorization header must be Bearer <token>",
+            "the Authorization header must be Bearer <token> or DPoP <token>",
         )),
     }
+}
+
+/// Checks how a verified token was presented (RFC 9449 section 7): a DPoP-bound token only with
+/// the DPoP scheme and a proof of its key for this request (`htm`, `htu` = `url`, `ath`, and
+/// `content_digest` of `body` when there is one, the MCP profile), seen once; a Bearer token only
+/// while `require_dpop` is off.
+pub struct Presentation<'a> {
+    pub headers: &'a HeaderMap,
+    pub presented: Presented<'a>,
+    pub method: &'a str,
+    pub url: &'a str,
+    pub body: Option<&'a [u8]>,
+    pub require_dpop: bool,
+}
+
+pub fn check_presentation(
+    p: &Presentation<'_>,
+    principal: &crate::domain::principal::Principal,
+    replays: &service_kit::dpop::Replays,
+) -> Result<(), BearerError> {
+    if !p.presented.dpop {
+        if principal.jkt.is_some() {
+            return Err(BearerError::Invalid(
+                "this token is DPoP-bound: send it as DPoP <token> with a DPoP proof",
+            ));
+        }
+        if p.require_dpop {
+            return Err(BearerError::Dpop(
+                "this server accepts DPoP-bound tokens only (RFC 9449)",
+            ));
+        }
+        return Ok(());
+    }
+    let Some(bound) = &principal.jkt else {
+        return Err(BearerError::Invalid(
+            "the DPoP scheme needs a DPoP-bound token (cnf.jkt)",
+        ));
+    };
+    let mut proofs = p.headers.get_all("dpop").iter();
+    let proof = match (proofs.next(), proofs.next()) {
+        (Some(one), None) => one
+            .to_str()
+            .map_err(|_| BearerError::Dpop("the DPoP header is not readable"))?,
+        (None, _) => return Err(BearerError::Dpop("a DPoP proof is required")),
+        (Some(_), Some(_)) => return Err(BearerError::Dpop("more than one DPoP header")),
+    };
+    let now = service_kit::clock::unix_now();
+    let expected = service_kit::dpop::Expected {
+        method: p.method,
+        url: p.url,
+        access_token: Some(p.presented.token),
+        body: p.body,
+        now,
+    };
+    let proof = service_kit::dpop::verify(proof, &expected).map_err(BearerError::Dpop)?;
+    if &proof.jkt != bound {
+        return Err(BearerError::Dpop(
+            "the DPoP proof's key is not the key the token is bound to",
+        ));
+    }
+    if !replays.first_use(&proof, now) {
+        return Err(BearerError::Dpop(
+            "the DPoP proof was already used (jti replay)",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -116,16 +218,24 @@ mod tests {
     #[test]
     fn tokens_come_from_the_header_only() {
         let mut h = HeaderMap::new();
-        assert_eq!(bearer_token(&h, None), Ok(None));
+        assert_eq!(access_token(&h, None), Ok(None));
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(bearer_token(&h, None), Ok(Some("abc")));
-        assert!(bearer_token(&h, Some("access_token=abc")).is_err());
+        assert_eq!(
+            access_token(&h, None),
+            Ok(Some(Presented {
+                token: "abc",
+                dpop: false
+            }))
+        );
+        h.insert(header::AUTHORIZATION, "DPoP abc".parse().unwrap());
+        assert!(access_token(&h, None).unwrap().unwrap().dpop);
+        assert!(access_token(&h, Some("access_token=abc")).is_err());
         h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert!(bearer_token(&h, None).is_err());
+        assert!(access_token(&h, None).is_err());
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
         h.append(header::AUTHORIZATION, "Bearer def".parse().unwrap());
         assert!(matches!(
-            bearer_token(&h, None),
+            access_token(&h, None),
             Err(BearerError::BadRequest(_))
         ));
     }

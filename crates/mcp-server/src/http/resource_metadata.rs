@@ -20,6 +20,8 @@ fn prm(state: &AppState, resource: String) -> Response {
         "authorization_servers": [state.config.issuer],
         "scopes_supported": ["read", "write"],
         "bearer_methods_supported": ["header"],
+        "dpop_signing_alg_values_supported": service_kit::dpop::ALGS,
+        "dpop_bound_access_tokens_required": state.config.mcp_require_dpop,
         "resource_name": "MCP OAuth demo server",
         "resource_documentation": format!("{}{}", state.config.mcp_url, paths::HEALTH),
     }))

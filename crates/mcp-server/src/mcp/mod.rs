@@ -28,7 +28,9 @@ use service_kit::ratelimit::RetryAfter;
 
 use crate::domain::principal::{BearerError, Principal};
 use crate::domain::session::SessionKey;
-use crate::http::bearer::{Challenge, bearer_token, metadata_url};
+use crate::http::bearer::{
+    Challenge, Presentation, access_token, check_presentation, metadata_url,
+};
 use crate::service::auth::is_loopback_authority;
 use crate::service::sessions::unix_now;
 use crate::state::AppState;
@@ -189,6 +191,29 @@ pub fn unavailable() -> Response {
     response
 }
 
+/// Checks the presentation of a verified token on an MCP route (RFC 9449 section 7 and the MCP
+/// DPoP profile): `htu` is the URL requested, `htm` its method, the body digested when there is
+/// one.
+fn presented_well(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    token: &str,
+    dpop: bool,
+    body: Option<&[u8]>,
+    principal: &Principal,
+) -> Result<(), BearerError> {
+    let url = format!("{}{}", public_base(state, &parts.headers), parts.uri.path());
+    let presentation = Presentation {
+        headers: &parts.headers,
+        presented: crate::http::bearer::Presented { token, dpop },
+        method: parts.method.as_str(),
+        url: &url,
+        body: body.filter(|b| !b.is_empty()),
+        require_dpop: state.config.mcp_require_dpop,
+    };
+    check_presentation(&presentation, principal, &state.shared.dpop_replays)
+}
+
 /// Whether a request accepts `text/event-stream`.
 fn accepts_sse(req: &Request) -> bool {
     req.headers()
@@ -240,8 +265,9 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         return next.run(req).await;
     }
     let shared = &state.shared;
-    let bearer = match bearer_token(req.headers(), req.uri().query()) {
-        Ok(token) => token.map(str::to_owned),
+    let (bearer, dpop) = match access_token(req.headers(), req.uri().query()) {
+        Ok(Some(p)) => (Some(p.token.to_owned()), p.dpop),
+        Ok(None) => (None, false),
         Err(e) => return challenge(&state, req.headers(), resource_path(&state, &req), e),
     };
     let session = session_key(&req);
@@ -323,8 +349,20 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 );
             }
         };
+        // A token is checked against how it was presented: a DPoP-bound one needs a proof for
+        // this request, bound to this body (the MCP DPoP profile's content_digest).
+        if let (Some(token), Some(p)) = (&bearer, &principal)
+            && let Err(e) = presented_well(&state, &parts, token, dpop, Some(&bytes), p)
+        {
+            return challenge(&state, &parts.headers, &challenge_path, e);
+        }
         (Body::from(bytes), calls)
     } else {
+        if let (Some(token), Some(p)) = (&bearer, &principal)
+            && let Err(e) = presented_well(&state, &parts, token, dpop, None, p)
+        {
+            return challenge(&state, &parts.headers, &challenge_path, e);
+        }
         (body, Vec::new())
     };
     let tool = calls.iter().find_map(|c| c.tool.clone());

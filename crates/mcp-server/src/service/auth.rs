@@ -26,6 +26,13 @@ struct Claims {
     scope: String,
     exp: u64,
     aud: Audience,
+    #[serde(default)]
+    cnf: Option<Confirmation>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Confirmation {
+    jkt: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +278,7 @@ impl TokenVerifier {
                 BearerError::Invalid(why) | BearerError::BadRequest(why) => *why,
                 BearerError::Missing => "no token",
                 BearerError::InsufficientScope { .. } => "insufficient scope",
+                BearerError::Dpop(_) => "bad DPoP proof",
             };
             metrics::counter!("auth_failures_total", "service" => "mcp", "reason" => reason)
                 .increment(1);
@@ -423,6 +431,7 @@ impl TokenVerifier {
             scopes: Scopes::parse(&claims.scope),
             subject: claims.sub,
             expires_at: claims.exp,
+            jkt: claims.cnf.and_then(|c| c.jkt),
         })
     }
 }

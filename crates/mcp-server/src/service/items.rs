@@ -171,6 +171,7 @@ mod tests {
 
     fn user(sub: &str, read: bool, write: bool) -> Principal {
         Principal {
+            jkt: None,
             subject: sub.into(),
             client_id: "c".into(),
             scopes: Scopes { read, write },

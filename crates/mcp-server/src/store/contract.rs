@@ -98,6 +98,7 @@ fn held(subject: &str) -> HeldTokens {
         access_token: format!("at-{subject}"),
         refresh_token: Some(format!("rt-{subject}")),
         principal: Principal {
+            jkt: None,
             subject: subject.into(),
             client_id: "c".into(),
             scopes: Scopes {
@@ -327,6 +328,7 @@ pub async fn the_store_of_items_is_bounded(s: Stores) {
 
 pub async fn relayed_messages_reach_their_stream_once_and_in_order(s: Stores) {
     let alice = Principal {
+        jkt: None,
         subject: "alice".into(),
         client_id: "c".into(),
         scopes: Scopes::parse("read"),
