@@ -52,6 +52,7 @@ for transport in streamable sse sse-at-mcp-url; do
 done
 "$venv/bin/python" clients/python/enterprise.py run "$enterprise" "http://127.0.0.1:$MCP_PORT/mcp/v1" \
   "http://127.0.0.1:$OAUTH_PORT" || status=1
+node clients/ts/dpop.mjs "http://127.0.0.1:$OAUTH_PORT" "http://127.0.0.1:$MCP_PORT/mcp/v1" || status=1
 clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" || status=1
 token=$(curl -sf -X POST "http://127.0.0.1:$MCP_PORT/mcp/v1/tools/call" -H 'content-type: application/json' \
   -d '{"name":"oauth_authenticate","arguments":{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["access_token"])')
