@@ -57,10 +57,20 @@ async function main() {
   const back = new URL(approved.headers.get("location"));
   const params = oauth.validateAuthResponse(as, client, back, state);
 
-  nextBody = undefined;
-  const tokens = await oauth.processAuthorizationCodeResponse(
-    as, client,
-    await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, REDIRECT, verifier, { ...insecure, DPoP: dpop }),
+  // With DPOP_SERVER_NONCES the first answer is use_dpop_nonce: the library keeps the nonce and
+  // the request is sent again, as its documentation shows.
+  async function withNonce(request, process) {
+    nextBody = undefined;
+    try {
+      return await process(await request());
+    } catch (e) {
+      if (!oauth.isDPoPNonceError(e)) throw e;
+      return await process(await request());
+    }
+  }
+  const tokens = await withNonce(
+    () => oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, REDIRECT, verifier, { ...insecure, DPoP: dpop }),
+    (res) => oauth.processAuthorizationCodeResponse(as, client, res),
   );
   check("the code was redeemed for a DPoP-bound token", tokens.token_type?.toLowerCase() === "dpop", JSON.stringify(tokens));
   check("with a refresh token", Boolean(tokens.refresh_token));
@@ -114,10 +124,9 @@ async function main() {
   });
   check("the DPoP-bound token is refused as Bearer", asBearer.status === 401);
 
-  nextBody = undefined;
-  const refreshed = await oauth.processRefreshTokenResponse(
-    as, client,
-    await oauth.refreshTokenGrantRequest(as, client, oauth.None(), tokens.refresh_token, { ...insecure, DPoP: dpop }),
+  const refreshed = await withNonce(
+    () => oauth.refreshTokenGrantRequest(as, client, oauth.None(), tokens.refresh_token, { ...insecure, DPoP: dpop }),
+    (res) => oauth.processRefreshTokenResponse(as, client, res),
   );
   check("refreshed with a proof of the same key", refreshed.token_type?.toLowerCase() === "dpop");
   session = undefined;

@@ -232,6 +232,27 @@ async fn a_dpop_bound_token_works_with_a_proof_per_request_and_nothing_else() {
         StatusCode::UNAUTHORIZED,
         "/api without a proof"
     );
+    // A body is bound too: a proof for another body is refused, the right one creates the item.
+    let item = br#"{"name": "via api", "value": 3}"#;
+    let send = |digest_of: &'static [u8]| {
+        let req = app
+            .http
+            .post(&api)
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .header(
+                "DPoP",
+                key.proof("POST", &api, Some(&token), Some(digest_of)),
+            )
+            .body(item.to_vec());
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        send(b"{}").await,
+        StatusCode::UNAUTHORIZED,
+        "another body's digest"
+    );
+    assert_eq!(send(item).await, StatusCode::CREATED);
 }
 
 #[tokio::test]

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     InvalidToken,
     /// RFC 9449 section 5.
     InvalidDpopProof,
+    /// RFC 9449 section 8: the proof must carry the server's nonce.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -51,6 +53,7 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidToken => "invalid_token",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -72,6 +75,9 @@ pub struct OAuthError {
     /// Extra response headers (for example `Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// A server nonce for the client's next DPoP proof (RFC 9449 section 8, `DPoP-Nonce`).
+    #[serde(skip)]
+    pub dpop_nonce: Option<String>,
 }
 
 pub type Result<T, E = OAuthError> = std::result::Result<T, E>;
@@ -90,6 +96,7 @@ impl OAuthError {
             status,
             basic_challenge: false,
             retry_after: None,
+            dpop_nonce: None,
         }
     }
 

@@ -41,11 +41,14 @@ pub struct Proof {
     pub jkt: String,
     pub jti: String,
     pub iat: u64,
+    /// The server nonce the proof carries, if any (RFC 9449 section 8).
+    pub nonce: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     jti: Option<String>,
+    nonce: Option<String>,
     htm: Option<String>,
     htu: Option<String>,
     iat: Option<u64>,
@@ -96,6 +99,50 @@ impl Replays {
 
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
+    }
+}
+
+/// Server nonces (RFC 9449 section 8) that need no state and hold on every instance: the nonce
+/// of a 5-minute window is a keyed hash of the window, so any instance with the same secret makes
+/// and checks it; the current and the previous window's are accepted.
+pub struct Nonces {
+    secret: Vec<u8>,
+}
+
+/// How long one nonce is handed out.
+pub const NONCE_WINDOW_SECS: u64 = 300;
+
+impl Nonces {
+    pub fn new(secret: &str) -> Self {
+        Self {
+            secret: Sha256::new()
+                .chain_update(b"dpop-nonce\0")
+                .chain_update(secret.as_bytes())
+                .finalize()
+                .to_vec(),
+        }
+    }
+
+    fn of_window(&self, window: u64) -> String {
+        let digest = Sha256::new()
+            .chain_update(&self.secret)
+            .chain_update(window.to_be_bytes())
+            .finalize();
+        URL_SAFE_NO_PAD.encode(&digest[..18])
+    }
+
+    /// The nonce to hand out now.
+    pub fn current(&self, now: u64) -> String {
+        self.of_window(now / NONCE_WINDOW_SECS)
+    }
+
+    /// Whether a proof's nonce is the current or the previous window's.
+    pub fn accepts(&self, nonce: &str, now: u64) -> bool {
+        let window = now / NONCE_WINDOW_SECS;
+        let matches = |w: u64| {
+            subtle::ConstantTimeEq::ct_eq(self.of_window(w).as_bytes(), nonce.as_bytes()).into()
+        };
+        matches(window) || (window > 0 && matches(window - 1))
     }
 }
 
@@ -214,7 +261,12 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, &'static st
     {
         return Err("the DPoP proof's content_digest is not the digest of the body");
     }
-    Ok(Proof { jkt, jti, iat })
+    Ok(Proof {
+        jkt,
+        jti,
+        iat,
+        nonce: claims.nonce,
+    })
 }
 
 #[cfg(test)]

@@ -212,6 +212,9 @@ pub struct Config {
     /// MCP_REQUIRE_DPOP (false): the MCP endpoint and `/api` accept DPoP-bound tokens only
     /// (RFC 9449), and the resource metadata says so.
     pub mcp_require_dpop: bool,
+    /// DPOP_SERVER_NONCES (false): the token endpoint requires its own nonce in DPoP proofs
+    /// (RFC 9449 section 8), handed out in `DPoP-Nonce`.
+    pub dpop_server_nonces: bool,
     /// MCP_ALLOWED_ORIGINS: comma-separated browser origins allowed to call the MCP server, on
     /// top of the loopback origins (http://localhost, 127.0.0.1 and [::1], any port).
     pub mcp_allowed_origins: Vec<String>,
@@ -458,6 +461,7 @@ impl Config {
                 !demo_mode,
             )?,
             mcp_require_dpop: parse_bool("MCP_REQUIRE_DPOP", get("MCP_REQUIRE_DPOP"), false)?,
+            dpop_server_nonces: parse_bool("DPOP_SERVER_NONCES", get("DPOP_SERVER_NONCES"), false)?,
             mcp_allowed_origins: get("MCP_ALLOWED_ORIGINS")
                 .map(|v| {
                     split_list(&v)

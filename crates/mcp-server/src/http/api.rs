@@ -18,7 +18,7 @@ use crate::mcp::public_base;
 use crate::service::items::ServiceError;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(paths::API_PROFILE, get(profile_get))
         .route(paths::API_DATA, get(data_get).post(data_post))
@@ -26,6 +26,35 @@ pub fn routes() -> Router<AppState> {
             paths::API_DATA_ITEM,
             axum::routing::put(data_put).delete(data_delete),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            keep_body,
+        ))
+}
+
+/// The body of an API request, read once (bounded): a DPoP proof's `content_digest` is checked
+/// against it, and the handler parses it.
+#[derive(Clone)]
+struct ApiBody(axum::body::Bytes);
+
+async fn keep_body(
+    State(state): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !matches!(
+        *req.method(),
+        axum::http::Method::POST | axum::http::Method::PUT
+    ) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
+        return ApiError::Invalid("the body is too large".into()).into_response();
+    };
+    parts.extensions.insert(ApiBody(bytes.clone()));
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// An API failure, in JSON.
@@ -136,15 +165,16 @@ impl FromRequestParts<AppState> for Caller {
             .verify(presented.token)
             .await
             .map_err(fail)?;
-        // A DPoP-bound token needs a proof for this request (RFC 9449 section 7; the API's
-        // bodies are not digested: the MCP profile's content_digest is for MCP requests).
+        // A DPoP-bound token needs a proof for this request (RFC 9449 section 7), bound to its
+        // body when it has one (the MCP DPoP profile's content_digest).
         let url = format!("{}{}", public_base(state, &parts.headers), parts.uri.path());
+        let body = parts.extensions.get::<ApiBody>().map(|b| b.0.clone());
         let presentation = Presentation {
             headers: &parts.headers,
             presented,
             method: parts.method.as_str(),
             url: &url,
-            body: None,
+            body: body.as_deref().filter(|b| !b.is_empty()),
             require_dpop: state.config.mcp_require_dpop,
         };
         check_presentation(&presentation, &principal, &state.shared.dpop_replays).map_err(fail)?;

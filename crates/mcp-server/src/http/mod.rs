@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::HEALTH, get(resource_metadata::health_get))
         .route(paths::OPENAPI, get(openapi::openapi_get))
         .route(paths::METRICS, get(metrics_get))
-        .merge(api::routes())
+        .merge(api::routes(&state))
         .merge(crate::mcp::routes(&state))
         .fallback(|| async {
             (

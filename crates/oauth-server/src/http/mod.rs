@@ -108,7 +108,10 @@ fn cors(config: &shared_config::Config) -> CorsLayer {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderName::from_static("dpop"),
         ])
-        .expose_headers([header::WWW_AUTHENTICATE])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("dpop-nonce"),
+        ])
         .max_age(std::time::Duration::from_secs(3600))
 }
 

@@ -41,6 +41,11 @@ impl IntoResponse for OAuthError {
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Some(nonce) = &self.dpop_nonce
+            && let Ok(v) = HeaderValue::from_str(nonce)
+        {
+            headers.insert("dpop-nonce", v);
+        }
         response
     }
 }

@@ -114,6 +114,22 @@ async fn check_proof(state: &AppState, proof: &str) -> Result<dpop::Proof> {
     };
     let bad = |why: &'static str| OAuthError::new(ErrorCode::InvalidDpopProof, why);
     let proof = dpop::verify(proof, &expected).map_err(bad)?;
+    // With server nonces, a proof without the current (or previous) one is answered with it.
+    if state.config.dpop_server_nonces {
+        let nonces = dpop::Nonces::new(state.config.secret_key.expose());
+        if !proof
+            .nonce
+            .as_deref()
+            .is_some_and(|n| nonces.accepts(n, now))
+        {
+            let mut e = OAuthError::new(
+                ErrorCode::UseDpopNonce,
+                "the DPoP proof must carry the nonce of the DPoP-Nonce header",
+            );
+            e.dpop_nonce = Some(nonces.current(now));
+            return Err(e);
+        }
+    }
     let key = crate::service::assertion::replay_key("dpop", &proof.jkt, &proof.jti);
     let first = state
         .stores

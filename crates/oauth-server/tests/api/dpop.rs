@@ -248,3 +248,66 @@ async fn a_client_registered_as_dpop_bound_must_send_proofs() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn with_server_nonces_a_proof_must_carry_a_current_one() {
+    let app = spawn_with(|c| c.dpop_server_nonces = true).await;
+    let (_, reg) = json_of(
+        app.register(json!({"grant_types": ["client_credentials"]}))
+            .await,
+    )
+    .await;
+    let (id, secret) = (
+        reg["client_id"].as_str().unwrap().to_owned(),
+        reg["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+    ];
+    let key = DpopKey::new();
+    let send = |proof: String| {
+        let req = app
+            .http
+            .post(app.url("/oauth/token"))
+            .form(&form)
+            .header("DPoP", proof);
+        async move { req.send().await.unwrap() }
+    };
+    // Without a nonce: use_dpop_nonce, and the nonce to use.
+    let res = send(key.proof(&app, |_, _| {})).await;
+    let nonce = res
+        .headers()
+        .get("dpop-nonce")
+        .expect("a DPoP-Nonce header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = json_of(res).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("use_dpop_nonce"))
+    );
+    let res = send(key.proof(&app, |_, c| c["nonce"] = json!(nonce))).await;
+    let (status, body) = json_of(res).await;
+    assert_eq!(
+        (status, body["token_type"].as_str()),
+        (StatusCode::OK, Some("DPoP")),
+        "{body}"
+    );
+    // A made-up nonce, and one from long ago, are answered with a new one.
+    let res = send(key.proof(&app, |_, c| c["nonce"] = json!("made-up"))).await;
+    assert_eq!(json_of(res).await.1["error"], "use_dpop_nonce");
+    app.clock.advance(11 * 60);
+    let res = send(key.proof(&app, |_, c| c["nonce"] = json!(nonce))).await;
+    let fresh = res
+        .headers()
+        .get("dpop-nonce")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(json_of(res).await.1["error"], "use_dpop_nonce");
+    assert_ne!(fresh, nonce);
+}
