@@ -3,7 +3,9 @@
 # drives them with wrk (pinned to core 1) on loopback, and prints a table: requests/s, p50 and
 # p99 latency, errors, each figure's ratio to a bare axum JSON-RPC handler (the machine's
 # ceiling, run by this script too), and each service's resident memory before and after; then
-# the same scenarios with every store on PostgreSQL, beside them.
+# the same scenarios with every store on PostgreSQL, beside them; and, as a peer, the official
+# MCP TypeScript SDK's stateless server with its bearer middleware (bench/ts-peer) on the same
+# core, tokens and tool work.
 #
 # usage: bench/run.sh            DURATION=10 CONNECTIONS=32 RUNS=3 (median of RUNS)
 set -euo pipefail
@@ -186,6 +188,17 @@ R[ceiling]=$(median http://127.0.0.1:$CEILING_PORT/rpc "$ceiling_lua")
 measure R
 oauth_after=$(rss $oauth_pid); mcp_after=$(rss $mcp_pid)
 
+# The peer: the official TypeScript SDK, installed from its lockfile, verifying the same tokens.
+PEER_PORT=${BENCH_PEER_PORT:-25004}
+(cd bench/ts-peer && npm ci --no-audit --no-fund --silent)
+taskset -c $SERVER_CPU node bench/ts-peer/server.mjs $PEER_PORT $OAUTH $OAUTH/.well-known/jwks.json $MCP/mcp/v1 \
+  >"$work/peer.log" 2>&1 & peer_pid=$!; pids+=($peer_pid)
+until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:$PEER_PORT/mcp)" = 401 ]; do sleep 0.1; done
+peer_lua=$(lua peer POST "$rpc_call" "Content-Type: application/json" "Accept: application/json, text/event-stream" \
+  "Authorization: Bearer $token" "MCP-Protocol-Version: 2025-11-25")
+R[peer]=$(median http://127.0.0.1:$PEER_PORT/mcp "$peer_lua")
+kill $peer_pid 2>/dev/null || true
+
 # The same scenarios with every store on PostgreSQL (DATABASE_URL): databases of the benchmark's
 # own on the server of BENCH_DATABASE_URL (default: the one on 127.0.0.1:5432), dropped after.
 PG_ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -209,7 +222,7 @@ fi
 
 ceiling_rps=$(echo "${R[ceiling]}" | cut -d' ' -f1)
 printf '\n| scenario | requests/s | p50 ms | p99 ms | errors | ratio to ceiling | PostgreSQL requests/s | p99 ms | errors | PostgreSQL / memory |\n|---|---|---|---|---|---|---|---|---|---|\n'
-for key in ceiling token es256 exchange session stateless api; do
+for key in ceiling token es256 exchange session stateless api peer; do
   case $key in
     ceiling) name="bare axum JSON-RPC POST (ceiling)";;
     token) name="token endpoint, client_credentials (RS256)";;
@@ -218,9 +231,10 @@ for key in ceiling token es256 exchange session stateless api; do
     session) name="tools/call get_data, in a session";;
     stateless) name="tools/call get_data, stateless (2026-07-28)";;
     api) name="GET /api/data";;
+    peer) name="official TypeScript SDK $(node -p 'require("./bench/ts-peer/node_modules/@modelcontextprotocol/sdk/package.json").version'), stateless tools/call, requireBearerAuth + jose RS256";;
   esac
   read -r rps p50 p99 errors <<<"${R[$key]}"
-  if $pg_ran && [ "$key" != ceiling ]; then
+  if $pg_ran && [ "$key" != ceiling ] && [ "$key" != peer ]; then
     read -r prps _ pp99 perrors <<<"${P[$key]}"
     pg=$(printf '%s | %s | %s | %.2f' "$prps" "$pp99" "$perrors" "$(echo "$prps / $rps" | bc -l)")
   else
@@ -228,6 +242,10 @@ for key in ceiling token es256 exchange session stateless api; do
   fi
   printf '| %s | %s | %s | %s | %s | %.3f | %s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$(echo "$rps / $ceiling_rps" | bc -l)" "$pg"
 done
+peer_rps=$(echo "${R[peer]}" | cut -d' ' -f1)
+printf '\ntools/call get_data against the TypeScript SDK peer: %.1fx stateless, %.1fx in a session\n' \
+  "$(echo "$(echo "${R[stateless]}" | cut -d' ' -f1) / $peer_rps" | bc -l)" \
+  "$(echo "$(echo "${R[session]}" | cut -d' ' -f1) / $peer_rps" | bc -l)"
 token_rps=$(echo "${R[token]}" | cut -d' ' -f1)
 printf '\nraw RS256 signing, key parsed once, one thread: %s signs/s; token endpoint at %.0f%% of it\n' \
   "$sign_rate" "$(echo "100 * $token_rps / $sign_rate" | bc -l)"

@@ -202,6 +202,11 @@ fn presented_well(
     body: Option<&[u8]>,
     principal: &Principal,
 ) -> Result<(), BearerError> {
+    // The common case, a Bearer token that is not DPoP-bound while DPoP is optional, needs no
+    // URL.
+    if !dpop && principal.jkt.is_none() && !state.config.mcp_require_dpop {
+        return Ok(());
+    }
     let url = format!("{}{}", public_base(state, &parts.headers), parts.uri.path());
     let presentation = Presentation {
         headers: &parts.headers,
