@@ -167,7 +167,12 @@ impl FromRequestParts<AppState> for Caller {
             .map_err(fail)?;
         // A DPoP-bound token needs a proof for this request (RFC 9449 section 7), bound to its
         // body when it has one (the MCP DPoP profile's content_digest).
-        let url = format!("{}{}", public_base(state, &parts.headers), parts.uri.path());
+        let plain = !presented.dpop && principal.jkt.is_none() && !state.config.mcp_require_dpop;
+        let url = if plain {
+            String::new()
+        } else {
+            format!("{}{}", public_base(state, &parts.headers), parts.uri.path())
+        };
         let body = parts.extensions.get::<ApiBody>().map(|b| b.0.clone());
         let presentation = Presentation {
             headers: &parts.headers,
