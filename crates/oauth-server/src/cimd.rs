@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use serde::Deserialize;
 use url::Url;
 
-use crate::domain::{AuthMethod, Client};
+use crate::domain::Client;
 use crate::service::register::{NewClient, Policy, RegistrationRequest};
 
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
@@ -125,17 +125,8 @@ impl Cimd {
             Some(uris) if !uris.is_empty() => {}
             _ => return Err("the document must list 1 to 20 redirect_uris".into()),
         }
-        let policy = Policy {
-            default_auth: AuthMethod::None,
-            secrets: false,
-            client_credentials: false,
-            loopback_jwks: self.allow_loopback,
-        };
-        let new = NewClient::check(doc.metadata, policy).map_err(|e| {
-            e.description
-                .map(|d| d.into_owned())
-                .unwrap_or_else(|| "the document's metadata is not acceptable".into())
-        })?;
+        let policy = Policy::metadata_document(self.allow_loopback);
+        let new = NewClient::check_text(doc.metadata, policy)?;
         if new.name.is_none() {
             return Err("the document has no usable client_name".into());
         }

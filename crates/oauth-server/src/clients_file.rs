@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared_config::Config;
 
-use crate::domain::{AuthMethod, Client, Hash, hash_secret, random_token};
+use crate::domain::{Client, Hash, hash_secret, random_token};
 use crate::service::register::{NewClient, Policy, RegistrationRequest};
 
 #[derive(Deserialize)]
@@ -65,17 +65,7 @@ fn entry(raw: Value, config: &Config, now: u64) -> Result<Client, String> {
                 .into(),
         );
     }
-    let policy = Policy {
-        default_auth: AuthMethod::ClientSecretBasic,
-        secrets: true,
-        client_credentials: true,
-        loopback_jwks: config.cimd_allow_loopback,
-    };
-    let new = NewClient::check(entry.metadata, policy).map_err(|e| {
-        e.description
-            .map(|d| d.into_owned())
-            .unwrap_or_else(|| "invalid client metadata".into())
-    })?;
+    let new = NewClient::check_text(entry.metadata, Policy::operator(config.cimd_allow_loopback))?;
     let secret_hash = match (new.auth_method.uses_secret(), entry.client_secret_sha256) {
         (true, Some(hex)) => Some(parse_hash(&hex)?),
         (true, None) => {

@@ -66,6 +66,26 @@ impl Policy {
             loopback_jwks: config.cimd_allow_loopback,
         }
     }
+
+    /// A Client ID Metadata Document: no secret to share, no machine grant.
+    pub fn metadata_document(loopback_jwks: bool) -> Self {
+        Self {
+            default_auth: AuthMethod::None,
+            secrets: false,
+            client_credentials: false,
+            loopback_jwks,
+        }
+    }
+
+    /// A client the operator lists (CLIENTS_FILE): anything registration allows.
+    pub fn operator(loopback_jwks: bool) -> Self {
+        Self {
+            default_auth: AuthMethod::ClientSecretBasic,
+            secrets: true,
+            client_credentials: true,
+            loopback_jwks,
+        }
+    }
 }
 
 /// Registration metadata, checked.
@@ -109,6 +129,16 @@ fn check_web_url(field: &str, value: &str) -> Result<()> {
 }
 
 impl NewClient {
+    /// Checks metadata against a policy, the reason of a refusal as text (for the sources that
+    /// are not an HTTP registration: metadata documents and CLIENTS_FILE).
+    pub fn check_text(req: RegistrationRequest, policy: Policy) -> Result<Self, String> {
+        Self::check(req, policy).map_err(|e| {
+            e.description
+                .map(|d| d.into_owned())
+                .unwrap_or_else(|| "the client metadata is not acceptable".into())
+        })
+    }
+
     /// Checks metadata against a policy.
     pub fn check(req: RegistrationRequest, policy: Policy) -> Result<Self> {
         let name = match req.client_name {
@@ -467,15 +497,9 @@ mod tests {
     use super::*;
 
     fn req(v: Value) -> Result<NewClient> {
-        let policy = Policy {
-            default_auth: AuthMethod::ClientSecretBasic,
-            secrets: true,
-            client_credentials: true,
-            loopback_jwks: false,
-        };
         NewClient::check(
             serde_json::from_value::<RegistrationRequest>(v).unwrap(),
-            policy,
+            Policy::operator(false),
         )
     }
 
