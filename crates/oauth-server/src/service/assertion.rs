@@ -10,10 +10,12 @@ use std::sync::Arc;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::domain::jwks::signing_keys;
 use crate::domain::{Client, ClientKeys};
+use crate::fetch::JwksCache;
 use crate::state::AppState;
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
@@ -75,57 +77,23 @@ async fn check(
             return Ok(Err($why))
         };
     }
-    let Ok(header) = jsonwebtoken::decode_header(assertion) else {
-        refuse!("malformed assertion");
-    };
-    if !ASSERTION_ALGS.contains(&format!("{:?}", header.alg).as_str()) {
-        refuse!("the assertion's algorithm is not accepted");
-    }
-    let keys = match &client.keys {
-        Some(ClientKeys::Jwks(set)) => Arc::new(signing_keys(set)),
-        Some(ClientKeys::JwksUri(uri)) => match state.client_keys.get(uri, false).await {
-            Ok(keys) => keys,
-            Err(_) => refuse!("the client's jwks_uri could not be fetched"),
-        },
+    let signer = match &client.keys {
+        Some(ClientKeys::Jwks(set)) => Signer::Keys(Arc::new(signing_keys(set))),
+        Some(ClientKeys::JwksUri(uri)) => Signer::Uri(&state.client_keys, uri),
         None => refuse!("the client has no registered keys"),
     };
-    let mut candidates = pick(&keys, header.kid.as_deref(), header.alg);
-    if candidates.is_empty()
-        && let Some(ClientKeys::JwksUri(uri)) = &client.keys
-    {
-        // An unknown kid: the client may have rotated its keys; fetch again (rate limited).
-        let Ok(fresh) = state.client_keys.get(uri, true).await else {
-            refuse!("the client's jwks_uri could not be fetched");
-        };
-        candidates = pick(&fresh, header.kid.as_deref(), header.alg);
-    }
-    if candidates.is_empty() {
-        refuse!("no registered key matches the assertion");
-    }
-
-    let now = state.clock.now();
-    let mut validation = Validation::new(header.alg);
-    validation.leeway = LEEWAY_SECS;
-    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    validation.set_issuer(&[client.id.as_str()]);
-    validation.sub = Some(client.id.clone());
-    validation.set_audience(&[state.config.issuer.as_str(), endpoint]);
-    // Expiry is checked here against the injectable clock, not the library's wall clock.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    let mut claims = None;
-    for key in &candidates {
-        let Ok(decoding) = DecodingKey::from_jwk(key) else {
-            continue;
-        };
-        if let Ok(data) = jsonwebtoken::decode::<Claims>(assertion, &decoding, &validation) {
-            claims = Some(data.claims);
-            break;
-        }
-    }
-    let Some(claims) = claims else {
-        refuse!("the assertion's signature, issuer, subject or audience is wrong");
+    let decoded = decode_signed::<Claims>(assertion, signer, |v| {
+        v.leeway = LEEWAY_SECS;
+        v.set_issuer(&[client.id.as_str()]);
+        v.sub = Some(client.id.clone());
+        v.set_audience(&[state.config.issuer.as_str(), endpoint]);
+    })
+    .await;
+    let claims = match decoded {
+        Ok(claims) => claims,
+        Err(why) => refuse!(why),
     };
+    let now = state.clock.now();
     if claims.exp + LEEWAY_SECS < now {
         refuse!("the assertion has expired");
     }
@@ -150,8 +118,57 @@ async fn check(
     Ok(Ok(()))
 }
 
+/// Where a signer's public keys are: at hand, or at a URL read through a cache.
+pub(crate) enum Signer<'a> {
+    Keys(Arc<Vec<Jwk>>),
+    Uri(&'a JwksCache, &'a str),
+}
+
+/// Decodes a JWT signed by `signer`, for client assertions and ID-JAGs alike: an asymmetric
+/// `alg`, a key of the signer that fits its `kid` and `alg` (the URL read again once for an
+/// unknown `kid`, rate limited by the cache), and the claims `configure` asks for (`exp`, `iss`,
+/// `sub` and `aud` required; `exp` and `nbf` are the caller's to check, against its clock). The
+/// error is the reason of a refusal.
+pub(crate) async fn decode_signed<T: DeserializeOwned>(
+    jwt: &str,
+    signer: Signer<'_>,
+    configure: impl FnOnce(&mut Validation),
+) -> Result<T, &'static str> {
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| "malformed JWT")?;
+    if !ASSERTION_ALGS.contains(&format!("{:?}", header.alg).as_str()) {
+        return Err("the signature algorithm is not accepted");
+    }
+    let unavailable = "the signer's jwks_uri could not be fetched";
+    let keys = match &signer {
+        Signer::Keys(keys) => Arc::clone(keys),
+        Signer::Uri(cache, uri) => cache.get(uri, false).await.map_err(|_| unavailable)?,
+    };
+    let mut candidates = pick(&keys, header.kid.as_deref(), header.alg);
+    if candidates.is_empty()
+        && let Signer::Uri(cache, uri) = &signer
+    {
+        // An unknown kid: the signer may have rotated its keys.
+        let fresh = cache.get(uri, true).await.map_err(|_| unavailable)?;
+        candidates = pick(&fresh, header.kid.as_deref(), header.alg);
+    }
+    if candidates.is_empty() {
+        return Err("no key of the signer matches");
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    configure(&mut validation);
+    candidates
+        .iter()
+        .filter_map(|k| DecodingKey::from_jwk(k).ok())
+        .find_map(|key| jsonwebtoken::decode::<T>(jwt, &key, &validation).ok())
+        .map(|d| d.claims)
+        .ok_or("the signature, issuer, subject or audience is wrong")
+}
+
 /// The keys that may have signed a JWT with this `kid` and `alg`.
-pub(crate) fn pick(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Vec<Jwk> {
+fn pick(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Vec<Jwk> {
     keys.iter()
         .filter(|k| match kid {
             Some(kid) => k.common.key_id.as_deref() == Some(kid),
