@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use shared_config::paths;
 
-use super::bearer::{Challenge, Presentation, access_token, check_presentation, metadata_url};
+use super::bearer::{Challenge, access_token, check_presentation, metadata_url};
 use crate::domain::principal::{BearerError, Principal};
 use crate::mcp::public_base;
 use crate::service::items::ServiceError;
@@ -167,22 +167,8 @@ impl FromRequestParts<AppState> for Caller {
             .map_err(fail)?;
         // A DPoP-bound token needs a proof for this request (RFC 9449 section 7), bound to its
         // body when it has one (the MCP DPoP profile's content_digest).
-        let plain = !presented.dpop && principal.jkt.is_none() && !state.config.mcp_require_dpop;
-        let url = if plain {
-            String::new()
-        } else {
-            format!("{}{}", public_base(state, &parts.headers), parts.uri.path())
-        };
-        let body = parts.extensions.get::<ApiBody>().map(|b| b.0.clone());
-        let presentation = Presentation {
-            headers: &parts.headers,
-            presented,
-            method: parts.method.as_str(),
-            url: &url,
-            body: body.as_deref().filter(|b| !b.is_empty()),
-            require_dpop: state.config.mcp_require_dpop,
-        };
-        check_presentation(&presentation, &principal, &state.shared.dpop_replays).map_err(fail)?;
+        let body = parts.extensions.get::<ApiBody>().map(|b| &b.0[..]);
+        check_presentation(state, parts, presented, body, &principal).map_err(fail)?;
         state
             .shared
             .admit(&principal)

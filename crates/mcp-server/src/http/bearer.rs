@@ -145,31 +145,24 @@ pub fn access_token<'a>(
     }
 }
 
-/// Checks how a verified token was presented (RFC 9449 section 7): a DPoP-bound token only with
-/// the DPoP scheme and a proof of its key for this request (`htm`, `htu` = `url`, `ath`, and
-/// `content_digest` of `body` when there is one, the MCP profile), seen once; a Bearer token only
-/// while `require_dpop` is off.
-pub struct Presentation<'a> {
-    pub headers: &'a HeaderMap,
-    pub presented: Presented<'a>,
-    pub method: &'a str,
-    pub url: &'a str,
-    pub body: Option<&'a [u8]>,
-    pub require_dpop: bool,
-}
-
+/// Checks how a verified token was presented on a request (RFC 9449 section 7): a DPoP-bound
+/// token only with the DPoP scheme and a proof of its key for this request (`htm`, `htu` = the
+/// URL requested, `ath`, and the `content_digest` of `body` when there is one, the MCP profile),
+/// seen once; a Bearer token only while MCP_REQUIRE_DPOP is off.
 pub fn check_presentation(
-    p: &Presentation<'_>,
+    state: &crate::state::AppState,
+    parts: &axum::http::request::Parts,
+    presented: Presented<'_>,
+    body: Option<&[u8]>,
     principal: &crate::domain::principal::Principal,
-    replays: &service_kit::dpop::Replays,
 ) -> Result<(), BearerError> {
-    if !p.presented.dpop {
+    if !presented.dpop {
         if principal.jkt.is_some() {
             return Err(BearerError::Invalid(
                 "this token is DPoP-bound: send it as DPoP <token> with a DPoP proof",
             ));
         }
-        if p.require_dpop {
+        if state.config.mcp_require_dpop {
             return Err(BearerError::Dpop(
                 "this server accepts DPoP-bound tokens only (RFC 9449)",
             ));
@@ -181,7 +174,7 @@ pub fn check_presentation(
             "the DPoP scheme needs a DPoP-bound token (cnf.jkt)",
         ));
     };
-    let mut proofs = p.headers.get_all("dpop").iter();
+    let mut proofs = parts.headers.get_all("dpop").iter();
     let proof = match (proofs.next(), proofs.next()) {
         (Some(one), None) => one
             .to_str()
@@ -190,11 +183,16 @@ pub fn check_presentation(
         (Some(_), Some(_)) => return Err(BearerError::Dpop("more than one DPoP header")),
     };
     let now = service_kit::clock::unix_now();
+    let url = format!(
+        "{}{}",
+        crate::mcp::public_base(state, &parts.headers),
+        parts.uri.path()
+    );
     let expected = service_kit::dpop::Expected {
-        method: p.method,
-        url: p.url,
-        access_token: Some(p.presented.token),
-        body: p.body,
+        method: parts.method.as_str(),
+        url: &url,
+        access_token: Some(presented.token),
+        body: body.filter(|b| !b.is_empty()),
         now,
     };
     let proof = service_kit::dpop::verify(proof, &expected).map_err(BearerError::Dpop)?;
@@ -203,7 +201,7 @@ pub fn check_presentation(
             "the DPoP proof's key is not the key the token is bound to",
         ));
     }
-    if !replays.first_use(&proof, now) {
+    if !state.shared.dpop_replays.first_use(&proof, now) {
         return Err(BearerError::Dpop(
             "the DPoP proof was already used (jti replay)",
         ));

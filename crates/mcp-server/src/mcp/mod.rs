@@ -28,9 +28,7 @@ use service_kit::ratelimit::RetryAfter;
 
 use crate::domain::principal::{BearerError, Principal};
 use crate::domain::session::SessionKey;
-use crate::http::bearer::{
-    Challenge, Presentation, access_token, check_presentation, metadata_url,
-};
+use crate::http::bearer::{Challenge, Presented, access_token, check_presentation, metadata_url};
 use crate::service::auth::is_loopback_authority;
 use crate::service::sessions::unix_now;
 use crate::state::AppState;
@@ -154,12 +152,12 @@ pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
 /// for a message of the HTTP+SSE transport, the URL its stream was opened at (the resource the
 /// client connected to, which the SDK clients compare the metadata's `resource` with), or the MCP
 /// endpoint when the stream is not on this instance.
-fn resource_path<'a>(state: &AppState, req: &'a Request) -> &'a str {
-    let path = req.uri().path();
+fn resource_path<'a>(state: &AppState, uri: &'a axum::http::Uri) -> &'a str {
+    let path = uri.path();
     if path != paths::MCP_MESSAGES {
         return path;
     }
-    url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "session_id")
         .and_then(|(_, id)| state.sse.opened_at(&id))
         .unwrap_or(paths::MCP)
@@ -189,34 +187,6 @@ pub fn unavailable() -> Response {
     );
     response.headers_mut().insert(header::RETRY_AFTER, 5.into());
     response
-}
-
-/// Checks the presentation of a verified token on an MCP route (RFC 9449 section 7 and the MCP
-/// DPoP profile): `htu` is the URL requested, `htm` its method, the body digested when there is
-/// one.
-fn presented_well(
-    state: &AppState,
-    parts: &axum::http::request::Parts,
-    token: &str,
-    dpop: bool,
-    body: Option<&[u8]>,
-    principal: &Principal,
-) -> Result<(), BearerError> {
-    // The common case, a Bearer token that is not DPoP-bound while DPoP is optional, needs no
-    // URL.
-    if !dpop && principal.jkt.is_none() && !state.config.mcp_require_dpop {
-        return Ok(());
-    }
-    let url = format!("{}{}", public_base(state, &parts.headers), parts.uri.path());
-    let presentation = Presentation {
-        headers: &parts.headers,
-        presented: crate::http::bearer::Presented { token, dpop },
-        method: parts.method.as_str(),
-        url: &url,
-        body: body.filter(|b| !b.is_empty()),
-        require_dpop: state.config.mcp_require_dpop,
-    };
-    check_presentation(&presentation, principal, &state.shared.dpop_replays)
 }
 
 /// Whether a request accepts `text/event-stream`.
@@ -273,7 +243,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let (bearer, dpop) = match access_token(req.headers(), req.uri().query()) {
         Ok(Some(p)) => (Some(p.token.to_owned()), p.dpop),
         Ok(None) => (None, false),
-        Err(e) => return challenge(&state, req.headers(), resource_path(&state, &req), e),
+        Err(e) => return challenge(&state, req.headers(), resource_path(&state, req.uri()), e),
     };
     let session = session_key(&req);
 
@@ -282,7 +252,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     if let Some(token) = &bearer {
         match shared.verifier.verify(token).await {
             Ok(p) => principal = Some(p),
-            Err(e) => return challenge(&state, req.headers(), resource_path(&state, &req), e),
+            Err(e) => return challenge(&state, req.headers(), resource_path(&state, req.uri()), e),
         }
     } else if let Some(key) = &session {
         principal = shared.session_auth().session_principal(key).await;
@@ -304,7 +274,6 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     }
 
     // Read the body of a POST to learn what it calls.
-    let challenge_path = resource_path(&state, &req).to_owned();
     let (parts, body) = req.into_parts();
     let shortcut = shortcuts::method_of(parts.uri.path());
     let (body, calls) = if parts.method == Method::POST {
@@ -357,16 +326,17 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         // A token is checked against how it was presented: a DPoP-bound one needs a proof for
         // this request, bound to this body (the MCP DPoP profile's content_digest).
         if let (Some(token), Some(p)) = (&bearer, &principal)
-            && let Err(e) = presented_well(&state, &parts, token, dpop, Some(&bytes), p)
+            && let Err(e) =
+                check_presentation(&state, &parts, Presented { token, dpop }, Some(&bytes), p)
         {
-            return challenge(&state, &parts.headers, &challenge_path, e);
+            return challenge(&state, &parts.headers, resource_path(&state, &parts.uri), e);
         }
         (Body::from(bytes), calls)
     } else {
         if let (Some(token), Some(p)) = (&bearer, &principal)
-            && let Err(e) = presented_well(&state, &parts, token, dpop, None, p)
+            && let Err(e) = check_presentation(&state, &parts, Presented { token, dpop }, None, p)
         {
-            return challenge(&state, &parts.headers, &challenge_path, e);
+            return challenge(&state, &parts.headers, resource_path(&state, &parts.uri), e);
         }
         (body, Vec::new())
     };
@@ -393,7 +363,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         return challenge(
             &state,
             &parts.headers,
-            &challenge_path,
+            resource_path(&state, &parts.uri),
             BearerError::Missing,
         );
     }
@@ -414,7 +384,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         return challenge(
             &state,
             &parts.headers,
-            &challenge_path,
+            resource_path(&state, &parts.uri),
             BearerError::Missing,
         );
     }
@@ -424,7 +394,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 return challenge(
                     &state,
                     &parts.headers,
-                    &challenge_path,
+                    resource_path(&state, &parts.uri),
                     BearerError::Missing,
                 );
             }
@@ -432,7 +402,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 return challenge(
                     &state,
                     &parts.headers,
-                    &challenge_path,
+                    resource_path(&state, &parts.uri),
                     BearerError::InsufficientScope {
                         required: scope,
                         granted: p.scopes,
