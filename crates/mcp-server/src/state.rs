@@ -74,6 +74,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// rmcp's Streamable HTTP sessions.
     pub mcp_sessions: Arc<LocalSessionManager>,
+    /// The peer of stateless `tools/call`s served on the direct path (`mcp::direct`).
+    pub direct: Arc<crate::mcp::direct::DirectPeer>,
     /// The HTTP+SSE transport's open streams.
     pub sse: Arc<SseHub>,
     pub http: reqwest::Client,
@@ -166,6 +168,7 @@ impl AppState {
             shared,
             config,
             mcp_sessions: Arc::new(manager),
+            direct: Default::default(),
             sse: Arc::new(SseHub::default()),
             http,
             as_metadata: Default::default(),

@@ -6,6 +6,7 @@
 //!
 //! rmcp's types stay inside this module.
 
+pub mod direct;
 pub mod rpc;
 pub mod session_store;
 pub mod shortcuts;
@@ -276,7 +277,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     // Read the body of a POST to learn what it calls.
     let (parts, body) = req.into_parts();
     let shortcut = shortcuts::method_of(parts.uri.path());
-    let (body, calls) = if parts.method == Method::POST {
+    let (body, calls, direct_call) = if parts.method == Method::POST {
         let bytes = match to_bytes(body, state.config.max_body_bytes).await {
             Ok(b) => b,
             Err(e) if service_kit::server::is_too_slow(&e) => {
@@ -331,14 +332,18 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         {
             return challenge(&state, &parts.headers, resource_path(&state, &parts.uri), e);
         }
-        (Body::from(bytes), calls)
+        let direct =
+            (parts.uri.path() == paths::MCP && calls.len() == 1 && calls[0].method == "tools/call")
+                .then(|| direct::parse(&parts.headers, &bytes))
+                .flatten();
+        (Body::from(bytes), calls, direct)
     } else {
         if let (Some(token), Some(p)) = (&bearer, &principal)
             && let Err(e) = check_presentation(&state, &parts, Presented { token, dpop }, None, p)
         {
             return challenge(&state, &parts.headers, resource_path(&state, &parts.uri), e);
         }
-        (body, Vec::new())
+        (body, Vec::new(), None)
     };
     let tool = calls.iter().find_map(|c| c.tool.clone());
 
@@ -422,6 +427,18 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         );
     }
 
+    // The hottest request, a stateless tools/call that rmcp would accept as it stands, is
+    // answered by the tools' handler without rmcp's per-request transport (see `direct`).
+    if let Some(call) = direct_call {
+        let mut parts = parts;
+        if let Some(p) = principal {
+            parts.extensions.insert(p);
+        }
+        if let Some(key) = session {
+            parts.extensions.insert(key);
+        }
+        return direct::serve(&state, call, parts).await;
+    }
     let mut req = Request::from_parts(parts, body);
     if let Some(p) = principal.clone() {
         req.extensions_mut().insert(p);

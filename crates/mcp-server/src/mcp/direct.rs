@@ -1,0 +1,254 @@
+//! The direct path of the hottest request: a stateless `tools/call` of MCP 2026-07-28
+//! (basic/transports, Streamable HTTP without a session), answered by rmcp's own handler
+//! (`Service::handle_request` of [`McpTools`], so version checks, `resultType`, errors and
+//! `_meta` are rmcp's) without rmcp's per-request transport: no service clone, no spawned serve
+//! loop, no one-shot channel, no untagged parse of every message kind.
+//!
+//! Only a request that rmcp would accept as it stands takes this path: one JSON-RPC request
+//! (not a batch) whose `_meta` names 2026-07-28 with client capabilities, whose
+//! `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers are each present once and equal
+//! the body (SEP-2243), with JSON in and JSON and SSE accepted. Anything else, including every
+//! error of those checks, goes to rmcp, which answers it as it always does. The answer is the
+//! body rmcp's JSON mode writes, with the HTTP status its stateless mapping gives.
+//!
+//! The tools of [`McpTools`] never talk back to the client (no progress, logging or sampling),
+//! which is what lets a handler run here with a peer that has no client behind it; a tool that
+//! did would have to be left to rmcp.
+
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientJsonRpcMessage, ClientRequest, ErrorCode,
+    GetMeta, Implementation, InitializeRequestParams, ProtocolVersion, Request, RequestId,
+    ServerJsonRpcMessage,
+};
+use rmcp::service::{RequestContext, RoleServer, RunningService, Service};
+use serde::Deserialize;
+
+use super::tools::McpTools;
+use crate::state::AppState;
+
+/// The peer a direct request is handled for: the stateless client rmcp would describe (protocol
+/// 2026-07-28, default capabilities), behind a serve loop that has no transport to speak of.
+pub struct DirectPeer(tokio::sync::OnceCell<RunningService<RoleServer, McpTools>>);
+
+impl DirectPeer {
+    pub fn new() -> Self {
+        Self(tokio::sync::OnceCell::new())
+    }
+
+    async fn peer(&self, state: &AppState) -> rmcp::Peer<RoleServer> {
+        let running = self
+            .0
+            .get_or_init(|| async {
+                let info = InitializeRequestParams::new(
+                    ClientCapabilities::default(),
+                    Implementation::default(),
+                )
+                .with_protocol_version(ProtocolVersion::V_2026_07_28);
+                let transport = (
+                    futures::sink::drain::<ServerJsonRpcMessage>(),
+                    futures::stream::pending::<ClientJsonRpcMessage>(),
+                );
+                rmcp::service::serve_directly(
+                    McpTools::new(state.shared.clone()),
+                    transport,
+                    Some(info),
+                )
+            })
+            .await;
+        running.peer().clone()
+    }
+}
+
+impl Default for DirectPeer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A stateless `tools/call`, parsed.
+pub struct Call {
+    id: RequestId,
+    params: CallToolRequestParams,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: RequestId,
+    method: String,
+    params: CallToolRequestParams,
+}
+
+/// The one value of a header, when it is there exactly once.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()
+}
+
+/// Whether the Accept header names both JSON and an event stream, without weights (a weighted
+/// Accept goes to rmcp, which reads the weights).
+fn accepts_both(headers: &HeaderMap) -> bool {
+    let (mut json, mut sse) = (false, false);
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        if value.contains(';') {
+            return false;
+        }
+        for media in value.split(',') {
+            let media = media.trim();
+            json |= media.eq_ignore_ascii_case("application/json");
+            sse |= media.eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    json && sse
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    single(headers, header::CONTENT_TYPE.as_str()).is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// A tool name that a header carries verbatim (no Base64 form to decode).
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The call, when this request is a stateless `tools/call` that rmcp would serve as it stands.
+pub fn parse(headers: &HeaderMap, body: &[u8]) -> Option<Call> {
+    let version = ProtocolVersion::V_2026_07_28;
+    if single(headers, "mcp-protocol-version") != Some(version.as_str())
+        || single(headers, "mcp-method") != Some("tools/call")
+        || !is_json(headers)
+        || !accepts_both(headers)
+    {
+        return None;
+    }
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    let params = envelope.params;
+    if envelope.method != "tools/call"
+        || !plain_name(&params.name)
+        || single(headers, "mcp-name") != Some(params.name.as_ref())
+    {
+        return None;
+    }
+    let meta = params.meta.as_ref()?;
+    if meta.protocol_version().as_ref() != Some(&version)
+        || !meta.missing_required_keys(&version).is_empty()
+    {
+        return None;
+    }
+    Some(Call {
+        id: envelope.id,
+        params,
+    })
+}
+
+/// Answers the call through the tools' handler, as rmcp's stateless JSON mode would.
+pub async fn serve(state: &AppState, call: Call, parts: Parts) -> Response {
+    let mut request = ClientRequest::CallToolRequest(Request::new(call.params));
+    let mut context = RequestContext::new(call.id.clone(), state.direct.peer(state).await);
+    std::mem::swap(&mut context.meta, request.get_meta_mut());
+    context.extensions.insert(parts);
+    let tools = McpTools::new(state.shared.clone());
+    let message = match Service::handle_request(&tools, request, context).await {
+        Ok(result) => ServerJsonRpcMessage::response(result, call.id),
+        Err(error) => ServerJsonRpcMessage::error(error, Some(call.id)),
+    };
+    let status = match &message {
+        ServerJsonRpcMessage::Error(e) => match e.error.code {
+            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
+            | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+            | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
+            ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+            _ => StatusCode::OK,
+        },
+        _ => StatusCode::OK,
+    };
+    match serde_json::to_vec(&message) {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            axum::body::Bytes::from(body),
+        )
+            .into_response(),
+        Err(_) => super::rpc::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            super::rpc::INTERNAL_ERROR,
+            "the answer could not be written",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    const BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_data","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    const GOOD: [(&str, &str); 5] = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "get_data"),
+    ];
+
+    #[test]
+    fn only_a_request_rmcp_would_accept_as_it_stands_goes_direct() {
+        assert!(parse(&headers(&GOOD), BODY.as_bytes()).is_some());
+        // Each header missing, doubled or different: left to rmcp, which answers the error.
+        for skip in 0..GOOD.len() {
+            let fewer: Vec<_> = GOOD
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, p)| *p)
+                .collect();
+            assert!(parse(&headers(&fewer), BODY.as_bytes()).is_none(), "{skip}");
+            let mut doubled = GOOD.to_vec();
+            doubled.push(GOOD[skip]);
+            if skip != 1 {
+                assert!(
+                    parse(&headers(&doubled), BODY.as_bytes()).is_none(),
+                    "{skip}"
+                );
+            }
+        }
+        let mut other = GOOD.to_vec();
+        other[4] = ("mcp-name", "create_data");
+        assert!(parse(&headers(&other), BODY.as_bytes()).is_none());
+        let mut weighted = GOOD.to_vec();
+        weighted[1] = ("accept", "application/json;q=0, text/event-stream");
+        assert!(parse(&headers(&weighted), BODY.as_bytes()).is_none());
+        for body in [
+            BODY.replace("2026-07-28", "2025-11-25"),
+            BODY.replace(r#","io.modelcontextprotocol/clientCapabilities":{}"#, ""),
+            format!("[{BODY}]"),
+            BODY.replace(r#""name":"get_data","#, ""),
+        ] {
+            assert!(parse(&headers(&GOOD), body.as_bytes()).is_none(), "{body}");
+        }
+    }
+}
