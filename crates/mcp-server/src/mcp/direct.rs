@@ -219,7 +219,7 @@ mod tests {
     fn only_a_request_rmcp_would_accept_as_it_stands_goes_direct() {
         assert!(parse(&headers(&GOOD), BODY.as_bytes()).is_some());
         // Each header missing, doubled or different: left to rmcp, which answers the error.
-        for skip in 0..GOOD.len() {
+        for (skip, pair) in GOOD.iter().enumerate() {
             let fewer: Vec<_> = GOOD
                 .iter()
                 .enumerate()
@@ -228,7 +228,7 @@ mod tests {
                 .collect();
             assert!(parse(&headers(&fewer), BODY.as_bytes()).is_none(), "{skip}");
             let mut doubled = GOOD.to_vec();
-            doubled.push(GOOD[skip]);
+            doubled.push(*pair);
             if skip != 1 {
                 assert!(
                     parse(&headers(&doubled), BODY.as_bytes()).is_none(),
