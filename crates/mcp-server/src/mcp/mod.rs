@@ -427,25 +427,19 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         );
     }
 
+    let mut parts = parts;
+    if let Some(p) = principal.clone() {
+        parts.extensions.insert(p);
+    }
+    if let Some(key) = session.clone() {
+        parts.extensions.insert(key);
+    }
     // The hottest request, a stateless tools/call that rmcp would accept as it stands, is
     // answered by the tools' handler without rmcp's per-request transport (see `direct`).
     if let Some(call) = direct_call {
-        let mut parts = parts;
-        if let Some(p) = principal {
-            parts.extensions.insert(p);
-        }
-        if let Some(key) = session {
-            parts.extensions.insert(key);
-        }
         return direct::serve(&state, call, parts).await;
     }
-    let mut req = Request::from_parts(parts, body);
-    if let Some(p) = principal.clone() {
-        req.extensions_mut().insert(p);
-    }
-    if let Some(key) = session.clone() {
-        req.extensions_mut().insert(key);
-    }
+    let req = Request::from_parts(parts, body);
     let is_delete = req.method() == Method::DELETE;
     let is_streamable = req.uri().path() == paths::MCP;
     // A GET of the MCP endpoint without a session that asks for an event stream is a 2024-11-05
