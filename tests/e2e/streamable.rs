@@ -291,3 +291,104 @@ async fn json_rpc_errors_have_the_right_codes() {
         "bodies are bounded"
     );
 }
+
+/// A tools/call in a session, with the given Accept header; returns the content type too.
+async fn session_call(
+    app: &TestApp,
+    session: &str,
+    token: &str,
+    accept: &str,
+    params: Value,
+) -> (StatusCode, String, Value) {
+    let res = app
+        .http
+        .post(format!("{}/mcp/v1", app.mcp))
+        .header("accept", accept)
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .bearer_auth(token)
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params}))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = read_rpc(res).await;
+    let kind = headers["content-type"].to_str().unwrap().to_owned();
+    (status, kind, body)
+}
+
+#[tokio::test]
+async fn a_tools_call_in_a_session_answers_the_same_on_either_path() {
+    let app = spawn_app().await;
+    let (token, _) = app.client_token("read write").await;
+    let session = app.session(Some(&token)).await;
+    for params in [
+        json!({"name": "get_data", "arguments": {}}),
+        json!({"name": "no_such_tool", "arguments": {}}),
+        json!({"name": "update_data", "arguments": {"item_id": 5}}),
+        json!({"name": "get_user_profile"}),
+    ] {
+        // Accept without weights: answered as JSON, outside rmcp's transport.
+        let (status, kind, direct) = session_call(
+            &app,
+            &session,
+            &token,
+            "application/json, text/event-stream",
+            params.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{direct}");
+        assert_eq!(kind, "application/json");
+        // A weighted Accept goes through rmcp, which answers on an event stream.
+        let (status, kind, streamed) = session_call(
+            &app,
+            &session,
+            &token,
+            "application/json;q=1, text/event-stream;q=1",
+            params.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{streamed}");
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        assert_eq!(direct, streamed, "{params}");
+        assert_eq!(direct["id"], 9);
+        assert!(direct["result"].get("resultType").is_none(), "{direct}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_in_use_stay_open_and_idle_ones_are_closed() {
+    let app = spawn_with(|c| c.mcp_session_idle = std::time::Duration::from_secs(4)).await;
+    let (token, _) = app.client_token("read write").await;
+    let busy = app.session(Some(&token)).await;
+    let idle = app.session(Some(&token)).await;
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    let started = std::time::Instant::now();
+    let mut idle_gone = false;
+    // The busy session makes only tool calls, which never reach rmcp's session: it must stay
+    // open past MCP_SESSION_IDLE_SECS all the same, while the idle one is closed.
+    while started.elapsed() < std::time::Duration::from_secs(25) {
+        let (status, _, body) = app
+            .call_tool(&busy, Some(&token), "get_data", json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["result"]["structuredContent"]["count"], 0, "{body}");
+        // The idle session is left alone until the store has swept it (a use would keep it).
+        if started.elapsed() > std::time::Duration::from_secs(6) {
+            let (status, _, _) = app.rpc(Some(&idle), Some(&token), ping.clone()).await;
+            if status == StatusCode::NOT_FOUND {
+                idle_gone = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(idle_gone, "an idle session is closed");
+    assert!(started.elapsed() > std::time::Duration::from_secs(6));
+    let (status, _, body) = app.rpc(Some(&busy), Some(&token), ping).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the busy session is still open: {body}"
+    );
+    assert_eq!(body["result"], json!({}));
+}

@@ -71,13 +71,18 @@ pub async fn serve(
     let sweeper = {
         let state = state.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            // Every 30 s, or twice per MCP_SESSION_IDLE_SECS when that is shorter.
+            let every = (state.config.mcp_session_idle / 2).clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(30),
+            );
+            let mut tick = tokio::time::interval(every);
             // New signing keys are published KEY_PUBLISH_LEAD_SECS before they sign: reading the
             // JWKS twice in that time means each is known before its first token arrives.
             let mut keys = tokio::time::interval(state.config.key_publish_lead / 2);
             keys.tick().await;
-            // With shared stores, rmcp sessions this instance restored or opened, once closed or
-            // swept elsewhere, are ended here too.
+            // rmcp sessions the session store no longer holds (swept as idle, or with shared
+            // stores closed or swept on another instance) are ended here too.
             let mut reap = tokio::time::interval(std::time::Duration::from_secs(2));
             let mut share = tokio::time::interval(service_kit::ratelimit::SYNC_INTERVAL);
             let mut missing = std::collections::HashSet::new();
@@ -109,7 +114,7 @@ pub async fn serve(
                             state.shared.subject_limits.sync(rates.as_ref(), now).await;
                         }
                     }
-                    _ = reap.tick(), if state.shared_sessions => {
+                    _ = reap.tick() => {
                         missing = mcp::session_store::reap(&state, missing).await;
                     }
                     _ = keys.tick() => {

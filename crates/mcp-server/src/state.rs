@@ -74,7 +74,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// rmcp's Streamable HTTP sessions.
     pub mcp_sessions: Arc<LocalSessionManager>,
-    /// The peer of stateless `tools/call`s served on the direct path (`mcp::direct`).
+    /// The peers of `tools/call`s served on the direct path (`mcp::direct`).
     pub direct: Arc<crate::mcp::direct::DirectPeer>,
     /// The HTTP+SSE transport's open streams.
     pub sse: Arc<SseHub>,
@@ -144,7 +144,10 @@ impl AppState {
         let config = Arc::new(config);
         let mut session_config =
             rmcp::transport::streamable_http_server::session::local::SessionConfig::default();
-        session_config.keep_alive = Some(config.mcp_session_idle);
+        // The session store judges idleness (MCP_SESSION_IDLE_SECS) and `session_store::reap`
+        // ends what it no longer holds: a tools/call served on the direct path never reaches
+        // rmcp's session, so rmcp's own idle timer would close a session in use.
+        session_config.keep_alive = None;
         let mut manager = LocalSessionManager::default();
         manager.session_config = session_config;
         let subject_limits = RateLimiter::per_minute(config.rate_limits.mcp_per_subject);

@@ -29,24 +29,41 @@ use serde::Deserialize;
 use super::tools::McpTools;
 use crate::state::AppState;
 
-/// The peer a direct request is handled for: the stateless client rmcp would describe (protocol
-/// 2026-07-28, default capabilities), behind a serve loop that has no transport to speak of.
-pub struct DirectPeer(tokio::sync::OnceCell<RunningService<RoleServer, McpTools>>);
+/// Which peer a direct call is handled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A stateless 2026-07-28 request: the client rmcp's stateless path describes.
+    Stateless,
+    /// A request in a session opened by `initialize`, which negotiates 2025-11-25 at the
+    /// latest: every earlier revision gets the same tools/call answer (no `resultType`).
+    Session,
+}
+
+/// The peers direct requests are handled for, one per [`Mode`], each behind a serve loop that
+/// has no transport to speak of (nothing a tool sends reaches a client; the tools send nothing).
+#[derive(Default)]
+pub struct DirectPeer {
+    stateless: tokio::sync::OnceCell<RunningService<RoleServer, McpTools>>,
+    session: tokio::sync::OnceCell<RunningService<RoleServer, McpTools>>,
+}
 
 impl DirectPeer {
     pub fn new() -> Self {
-        Self(tokio::sync::OnceCell::new())
+        Self::default()
     }
 
-    async fn peer(&self, state: &AppState) -> rmcp::Peer<RoleServer> {
-        let running = self
-            .0
+    async fn peer(&self, state: &AppState, mode: Mode) -> rmcp::Peer<RoleServer> {
+        let (cell, version) = match mode {
+            Mode::Stateless => (&self.stateless, ProtocolVersion::V_2026_07_28),
+            Mode::Session => (&self.session, ProtocolVersion::V_2025_11_25),
+        };
+        let running = cell
             .get_or_init(|| async {
                 let info = InitializeRequestParams::new(
                     ClientCapabilities::default(),
                     Implementation::default(),
                 )
-                .with_protocol_version(ProtocolVersion::V_2026_07_28);
+                .with_protocol_version(version);
                 let transport = (
                     futures::sink::drain::<ServerJsonRpcMessage>(),
                     futures::stream::pending::<ClientJsonRpcMessage>(),
@@ -62,16 +79,11 @@ impl DirectPeer {
     }
 }
 
-impl Default for DirectPeer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A stateless `tools/call`, parsed.
+/// A `tools/call` that goes direct, parsed.
 pub struct Call {
     id: RequestId,
     params: CallToolRequestParams,
+    mode: Mode,
 }
 
 #[derive(Deserialize)]
@@ -127,40 +139,76 @@ fn plain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// The call, when this request is a stateless `tools/call` that rmcp would serve as it stands.
-pub fn parse(headers: &HeaderMap, body: &[u8]) -> Option<Call> {
-    let version = ProtocolVersion::V_2026_07_28;
-    if single(headers, "mcp-protocol-version") != Some(version.as_str())
-        || single(headers, "mcp-method") != Some("tools/call")
-        || !is_json(headers)
-        || !accepts_both(headers)
-    {
+/// The call, when this request is a `tools/call` that rmcp would serve as it stands: stateless
+/// (2026-07-28) without a session, or in a session (`in_session`) of an earlier revision.
+pub fn parse(headers: &HeaderMap, body: &[u8], in_session: bool) -> Option<Call> {
+    if !is_json(headers) || !accepts_both(headers) {
         return None;
     }
+    let stateless = ProtocolVersion::V_2026_07_28;
+    let version = headers.get_all("mcp-protocol-version").iter().count();
+    let mode = if in_session {
+        // rmcp's session path reads no SEP-2243 header below 2026-07-28, and takes a missing
+        // version header for the session's own.
+        let known = match single(headers, "mcp-protocol-version") {
+            None => version == 0,
+            Some(v) => ProtocolVersion::KNOWN_VERSIONS
+                .iter()
+                .any(|k| k.as_str() == v && k.as_str() < stateless.as_str()),
+        };
+        if !known {
+            return None;
+        }
+        Mode::Session
+    } else {
+        if single(headers, "mcp-protocol-version") != Some(stateless.as_str())
+            || single(headers, "mcp-method") != Some("tools/call")
+        {
+            return None;
+        }
+        Mode::Stateless
+    };
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
     let params = envelope.params;
-    if envelope.method != "tools/call"
-        || !plain_name(&params.name)
-        || single(headers, "mcp-name") != Some(params.name.as_ref())
-    {
+    if envelope.method != "tools/call" {
         return None;
     }
-    let meta = params.meta.as_ref()?;
-    if meta.protocol_version().as_ref() != Some(&version)
-        || !meta.missing_required_keys(&version).is_empty()
-    {
-        return None;
+    let meta_version = params.meta.as_ref().and_then(|m| m.protocol_version());
+    match mode {
+        // A session request that names a version of its own is rmcp's to judge.
+        Mode::Session if meta_version.is_some() => return None,
+        Mode::Session => {}
+        Mode::Stateless => {
+            let meta = params.meta.as_ref()?;
+            if !plain_name(&params.name)
+                || single(headers, "mcp-name") != Some(params.name.as_ref())
+                || meta_version.as_ref() != Some(&stateless)
+                || !meta.missing_required_keys(&stateless).is_empty()
+            {
+                return None;
+            }
+        }
     }
     Some(Call {
         id: envelope.id,
         params,
+        mode,
     })
 }
 
-/// Answers the call through the tools' handler, as rmcp's stateless JSON mode would.
+impl Call {
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// Answers the call through the tools' handler, with the body and status rmcp's stateless JSON
+/// mode writes; in a session, as JSON too (the transport lets the server answer a POST with
+/// either JSON or an event stream), where a JSON-RPC error is a 200 as on rmcp's event stream.
 pub async fn serve(state: &AppState, call: Call, parts: Parts) -> Response {
     let mut request = ClientRequest::CallToolRequest(Request::new(call.params));
-    let mut context = RequestContext::new(call.id.clone(), state.direct.peer(state).await);
+    let peer = state.direct.peer(state, call.mode).await;
+    let mut context = RequestContext::new(call.id.clone(), peer);
     std::mem::swap(&mut context.meta, request.get_meta_mut());
     context.extensions.insert(parts);
     let tools = McpTools::new(state.shared.clone());
@@ -169,7 +217,7 @@ pub async fn serve(state: &AppState, call: Call, parts: Parts) -> Response {
         Err(error) => ServerJsonRpcMessage::error(error, Some(call.id)),
     };
     let status = match &message {
-        ServerJsonRpcMessage::Error(e) => match e.error.code {
+        ServerJsonRpcMessage::Error(e) if call.mode == Mode::Stateless => match e.error.code {
             ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
             | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
             | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
@@ -217,7 +265,7 @@ mod tests {
 
     #[test]
     fn only_a_request_rmcp_would_accept_as_it_stands_goes_direct() {
-        assert!(parse(&headers(&GOOD), BODY.as_bytes()).is_some());
+        assert!(parse(&headers(&GOOD), BODY.as_bytes(), false).is_some());
         // Each header missing, doubled or different: left to rmcp, which answers the error.
         for (skip, pair) in GOOD.iter().enumerate() {
             let fewer: Vec<_> = GOOD
@@ -226,29 +274,72 @@ mod tests {
                 .filter(|(i, _)| *i != skip)
                 .map(|(_, p)| *p)
                 .collect();
-            assert!(parse(&headers(&fewer), BODY.as_bytes()).is_none(), "{skip}");
+            assert!(
+                parse(&headers(&fewer), BODY.as_bytes(), false).is_none(),
+                "{skip}"
+            );
             let mut doubled = GOOD.to_vec();
             doubled.push(*pair);
             if skip != 1 {
                 assert!(
-                    parse(&headers(&doubled), BODY.as_bytes()).is_none(),
+                    parse(&headers(&doubled), BODY.as_bytes(), false).is_none(),
                     "{skip}"
                 );
             }
         }
         let mut other = GOOD.to_vec();
         other[4] = ("mcp-name", "create_data");
-        assert!(parse(&headers(&other), BODY.as_bytes()).is_none());
+        assert!(parse(&headers(&other), BODY.as_bytes(), false).is_none());
         let mut weighted = GOOD.to_vec();
         weighted[1] = ("accept", "application/json;q=0, text/event-stream");
-        assert!(parse(&headers(&weighted), BODY.as_bytes()).is_none());
+        assert!(parse(&headers(&weighted), BODY.as_bytes(), false).is_none());
         for body in [
             BODY.replace("2026-07-28", "2025-11-25"),
             BODY.replace(r#","io.modelcontextprotocol/clientCapabilities":{}"#, ""),
             format!("[{BODY}]"),
             BODY.replace(r#""name":"get_data","#, ""),
         ] {
-            assert!(parse(&headers(&GOOD), body.as_bytes()).is_none(), "{body}");
+            assert!(
+                parse(&headers(&GOOD), body.as_bytes(), false).is_none(),
+                "{body}"
+            );
         }
+    }
+
+    const SESSION_BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_data","arguments":{}}}"#;
+    const SESSION: [(&str, &str); 3] = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+
+    #[test]
+    fn a_session_call_goes_direct_only_at_a_revision_before_2026() {
+        let call = parse(&headers(&SESSION), SESSION_BODY.as_bytes(), true).unwrap();
+        assert_eq!(call.mode(), Mode::Session);
+        // No version header: rmcp takes the session's own.
+        assert!(parse(&headers(&SESSION[..2]), SESSION_BODY.as_bytes(), true).is_some());
+        // Without a session, the same request is rmcp's (which asks for a session id).
+        assert!(parse(&headers(&SESSION), SESSION_BODY.as_bytes(), false).is_none());
+        for version in ["2026-07-28", "2099-01-01", "2024-11-05, 2025-11-25"] {
+            let mut other = SESSION.to_vec();
+            other[2] = ("mcp-protocol-version", version);
+            assert!(
+                parse(&headers(&other), SESSION_BODY.as_bytes(), true).is_none(),
+                "{version}"
+            );
+        }
+        let mut doubled = SESSION.to_vec();
+        doubled.push(SESSION[2]);
+        assert!(parse(&headers(&doubled), SESSION_BODY.as_bytes(), true).is_none());
+        let mut weighted = SESSION.to_vec();
+        weighted[1] = ("accept", "application/json, text/event-stream;q=0.5");
+        assert!(parse(&headers(&weighted), SESSION_BODY.as_bytes(), true).is_none());
+        // A request that names a version of its own in _meta, or a stateless one sent with a
+        // session id: rmcp judges it.
+        assert!(parse(&headers(&SESSION), BODY.as_bytes(), true).is_none());
+        assert!(parse(&headers(&GOOD), BODY.as_bytes(), true).is_none());
+        let other_method = SESSION_BODY.replace("tools/call", "tools/list");
+        assert!(parse(&headers(&SESSION), other_method.as_bytes(), true).is_none());
     }
 }

@@ -334,7 +334,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         }
         let direct =
             (parts.uri.path() == paths::MCP && calls.len() == 1 && calls[0].method == "tools/call")
-                .then(|| direct::parse(&parts.headers, &bytes))
+                .then(|| direct::parse(&parts.headers, &bytes, session.is_some()))
                 .flatten();
         (Body::from(bytes), calls, direct)
     } else {
@@ -434,10 +434,26 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     if let Some(key) = session.clone() {
         parts.extensions.insert(key);
     }
-    // The hottest request, a stateless tools/call that rmcp would accept as it stands, is
-    // answered by the tools' handler without rmcp's per-request transport (see `direct`).
+    // The hottest request, a tools/call that rmcp would accept as it stands, stateless or in a
+    // session this instance's rmcp holds, is answered by the tools' handler without rmcp's
+    // per-request transport (see `direct`).
     if let Some(call) = direct_call {
-        return direct::serve(&state, call, parts).await;
+        let served_here = match (call.mode(), &session) {
+            (direct::Mode::Stateless, _) => true,
+            (direct::Mode::Session, Some(key)) => {
+                admission == Ok(Admission::Admitted)
+                    && state
+                        .mcp_sessions
+                        .sessions
+                        .read()
+                        .await
+                        .contains_key(&key.0)
+            }
+            (direct::Mode::Session, None) => false,
+        };
+        if served_here {
+            return direct::serve(&state, call, parts).await;
+        }
     }
     let req = Request::from_parts(parts, body);
     let is_delete = req.method() == Method::DELETE;

@@ -1,7 +1,10 @@
 //! rmcp's session store (MCP 2025-11-25 Streamable HTTP sessions across instances) over the
 //! server's own [`crate::store::SessionStore`]: rmcp keeps each session's handshake there after
 //! `initialize`, and an instance that does not hold a session loads it and replays the handshake,
-//! so a session opened on one instance continues on another. Used with `DATABASE_URL` only.
+//! so a session opened on one instance continues on another (used with `DATABASE_URL`); and
+//! [`reap`], which in every mode ends the rmcp sessions the server's store no longer holds, so
+//! that the store alone judges a session idle (tool calls answered on the direct path never
+//! reach rmcp's session).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,8 +19,8 @@ use crate::service::sessions::unix_now;
 use crate::state::AppState;
 use crate::store::SessionStore;
 
-/// Ends this instance's rmcp sessions that the shared store no longer holds (closed or swept on
-/// another instance) and that were already missing at the previous call (`missing`), so that a
+/// Ends this instance's rmcp sessions that the store no longer holds (swept as idle, or closed or
+/// swept on another instance) and that were already missing at the previous call (`missing`), so that a
 /// session being opened right now is never taken for one. Returns the sessions missing now.
 pub async fn reap(state: &AppState, missing: HashSet<Arc<str>>) -> HashSet<Arc<str>> {
     let ids: Vec<Arc<str>> = state
