@@ -3,7 +3,8 @@
 # drives them with wrk (pinned to core 1) on loopback, and prints a table: requests/s, p50 and
 # p99 latency, errors, each figure's ratio to a bare axum JSON-RPC handler (the machine's
 # ceiling, run by this script too), and each service's resident memory before and after; then
-# the same scenarios with every store on PostgreSQL, beside them; and, as a peer, the official
+# the same scenarios with every store on PostgreSQL, beside them; tools/call once more through
+# rmcp's own transport (what the direct path of mcp::direct buys); and, as a peer, the official
 # MCP TypeScript SDK's stateless server with its bearer middleware (bench/ts-peer) on the same
 # core, tokens and tool work.
 #
@@ -128,6 +129,11 @@ end
 LUA
 stateless_lua=$(lua stateless POST "$stateless_call" "Content-Type: application/json" "Accept: application/json, text/event-stream" \
   "Authorization: Bearer $token" "MCP-Protocol-Version: 2026-07-28" "Mcp-Method: tools/call" "Mcp-Name: get_data")
+# The same two calls with a weighted Accept, which the direct path leaves to rmcp's transport:
+# what the direct path buys, measured in the same run.
+sed 's#"application/json, text/event-stream"#"application/json;q=1, text/event-stream;q=1"#' "$session_lua" >"$work/session_rmcp.lua"
+stateless_rmcp_lua=$(lua stateless_rmcp POST "$stateless_call" "Content-Type: application/json" "Accept: application/json;q=1, text/event-stream;q=1" \
+  "Authorization: Bearer $token" "MCP-Protocol-Version: 2026-07-28" "Mcp-Method: tools/call" "Mcp-Name: get_data")
 api_lua=$(lua api GET "" "Authorization: Bearer $token")
 es_lua=$(lua es256 POST "grant_type=client_credentials&scope=read" "Content-Type: application/x-www-form-urlencoded" "Authorization: Basic $es_basic")
 cat >"$work/exchange.lua" <<LUA
@@ -186,6 +192,8 @@ measure() {
 }
 R[ceiling]=$(median http://127.0.0.1:$CEILING_PORT/rpc "$ceiling_lua")
 measure R
+R[session_rmcp]=$(median $MCP/mcp/v1 "$work/session_rmcp.lua")
+R[stateless_rmcp]=$(median $MCP/mcp/v1 "$stateless_rmcp_lua")
 oauth_after=$(rss $oauth_pid); mcp_after=$(rss $mcp_pid)
 
 # The peer: the official TypeScript SDK, installed from its lockfile, verifying the same tokens.
@@ -222,7 +230,7 @@ fi
 
 ceiling_rps=$(echo "${R[ceiling]}" | cut -d' ' -f1)
 printf '\n| scenario | requests/s | p50 ms | p99 ms | errors | ratio to ceiling | PostgreSQL requests/s | p99 ms | errors | PostgreSQL / memory |\n|---|---|---|---|---|---|---|---|---|---|\n'
-for key in ceiling token es256 exchange session stateless api peer; do
+for key in ceiling token es256 exchange session stateless session_rmcp stateless_rmcp api peer; do
   case $key in
     ceiling) name="bare axum JSON-RPC POST (ceiling)";;
     token) name="token endpoint, client_credentials (RS256)";;
@@ -230,11 +238,13 @@ for key in ceiling token es256 exchange session stateless api peer; do
     exchange) name="authorization-code exchange (5 s, codes made in advance)";;
     session) name="tools/call get_data, in a session";;
     stateless) name="tools/call get_data, stateless (2026-07-28)";;
+    session_rmcp) name="the same, in a session, through rmcp's transport (weighted Accept)";;
+    stateless_rmcp) name="the same, stateless, through rmcp's transport (weighted Accept)";;
     api) name="GET /api/data";;
     peer) name="official TypeScript SDK $(node -p 'require("./bench/ts-peer/node_modules/@modelcontextprotocol/sdk/package.json").version'), stateless tools/call, requireBearerAuth + jose RS256";;
   esac
   read -r rps p50 p99 errors <<<"${R[$key]}"
-  if $pg_ran && [ "$key" != ceiling ] && [ "$key" != peer ]; then
+  if $pg_ran && [ -n "${P[$key]:-}" ]; then
     read -r prps _ pp99 perrors <<<"${P[$key]}"
     pg=$(printf '%s | %s | %s | %.2f' "$prps" "$pp99" "$perrors" "$(echo "$prps / $rps" | bc -l)")
   else

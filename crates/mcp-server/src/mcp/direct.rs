@@ -88,6 +88,7 @@ pub struct Call {
 
 #[derive(Deserialize)]
 struct Envelope {
+    jsonrpc: String,
     id: RequestId,
     method: String,
     params: CallToolRequestParams,
@@ -140,7 +141,8 @@ fn plain_name(name: &str) -> bool {
 }
 
 /// The call, when this request is a `tools/call` that rmcp would serve as it stands: stateless
-/// (2026-07-28) without a session, or in a session (`in_session`) of an earlier revision.
+/// (2026-07-28) without a session, or in a session (`in_session`) of an earlier revision. It is
+/// one well-formed JSON-RPC request, so the guard needs no other parse of the body.
 pub fn parse(headers: &HeaderMap, body: &[u8], in_session: bool) -> Option<Call> {
     if !is_json(headers) || !accepts_both(headers) {
         return None;
@@ -170,7 +172,7 @@ pub fn parse(headers: &HeaderMap, body: &[u8], in_session: bool) -> Option<Call>
     };
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
     let params = envelope.params;
-    if envelope.method != "tools/call" {
+    if envelope.jsonrpc != "2.0" || envelope.method != "tools/call" {
         return None;
     }
     let meta_version = params.meta.as_ref().and_then(|m| m.protocol_version());
@@ -199,6 +201,14 @@ pub fn parse(headers: &HeaderMap, body: &[u8], in_session: bool) -> Option<Call>
 impl Call {
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// What the guard reads of any POST (`rpc::peek`), here from the typed parse alone.
+    pub fn peeked(&self) -> super::rpc::Call {
+        super::rpc::Call {
+            method: "tools/call".to_owned(),
+            tool: Some(self.params.name.to_string()),
+        }
     }
 }
 
@@ -298,6 +308,9 @@ mod tests {
             BODY.replace(r#","io.modelcontextprotocol/clientCapabilities":{}"#, ""),
             format!("[{BODY}]"),
             BODY.replace(r#""name":"get_data","#, ""),
+            BODY.replace(r#""jsonrpc":"2.0""#, r#""jsonrpc":"1.0""#),
+            BODY.replace(r#""id":7"#, r#""id":7.5"#),
+            BODY.replace(r#""id":7,"#, ""),
         ] {
             assert!(
                 parse(&headers(&GOOD), body.as_bytes(), false).is_none(),

@@ -305,24 +305,32 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 "the JSON nests too deeply",
             );
         }
-        let calls = match rpc::peek(&bytes, shortcut) {
-            Ok(calls) => calls,
-            Err(rpc::Refusal::NotJson) => {
-                return rpc::error_response(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    rpc::PARSE_ERROR,
-                    "Parse error: the body is not valid JSON",
-                );
-            }
-            Err(rpc::Refusal::NotAMessage(why)) => {
-                return rpc::error_response(
-                    StatusCode::BAD_REQUEST,
-                    rpc::id_of(&bytes),
-                    rpc::INVALID_REQUEST,
-                    format!("Invalid Request: {why}"),
-                );
-            }
+        // The hottest request is parsed once, to its typed form (see `direct`); any other body
+        // is read for what it calls.
+        let direct = (parts.uri.path() == paths::MCP)
+            .then(|| direct::parse(&parts.headers, &bytes, session.is_some()))
+            .flatten();
+        let calls = match direct.as_ref().map(|d| vec![d.peeked()]) {
+            Some(calls) => calls,
+            None => match rpc::peek(&bytes, shortcut) {
+                Ok(calls) => calls,
+                Err(rpc::Refusal::NotJson) => {
+                    return rpc::error_response(
+                        StatusCode::BAD_REQUEST,
+                        None,
+                        rpc::PARSE_ERROR,
+                        "Parse error: the body is not valid JSON",
+                    );
+                }
+                Err(rpc::Refusal::NotAMessage(why)) => {
+                    return rpc::error_response(
+                        StatusCode::BAD_REQUEST,
+                        rpc::id_of(&bytes),
+                        rpc::INVALID_REQUEST,
+                        format!("Invalid Request: {why}"),
+                    );
+                }
+            },
         };
         // A token is checked against how it was presented: a DPoP-bound one needs a proof for
         // this request, bound to this body (the MCP DPoP profile's content_digest).
@@ -332,10 +340,6 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         {
             return challenge(&state, &parts.headers, resource_path(&state, &parts.uri), e);
         }
-        let direct =
-            (parts.uri.path() == paths::MCP && calls.len() == 1 && calls[0].method == "tools/call")
-                .then(|| direct::parse(&parts.headers, &bytes, session.is_some()))
-                .flatten();
         (Body::from(bytes), calls, direct)
     } else {
         if let (Some(token), Some(p)) = (&bearer, &principal)
