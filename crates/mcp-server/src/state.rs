@@ -83,8 +83,9 @@ pub struct AppState {
     pub as_metadata: Arc<tokio::sync::RwLock<Option<(std::time::Instant, axum::body::Bytes)>>>,
     /// The stores are shared with other instances (PostgreSQL): rmcp keeps its sessions there.
     pub shared_sessions: bool,
-    /// Cancelled at shutdown: ends open SSE streams and rmcp sessions.
-    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Cancelled at shutdown: ends open SSE streams and rmcp sessions. Behind an `Arc` because
+    /// the state is cloned for every request, and a token's own clone takes a lock.
+    pub shutdown: Arc<tokio_util::sync::CancellationToken>,
 }
 
 impl AppState {
@@ -176,7 +177,7 @@ impl AppState {
             http,
             as_metadata: Default::default(),
             shared_sessions: false,
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown: Arc::new(tokio_util::sync::CancellationToken::new()),
         })
     }
 }

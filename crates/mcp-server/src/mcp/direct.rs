@@ -104,32 +104,23 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     value.to_str().ok()
 }
 
-/// Whether the Accept header names both JSON and an event stream, without weights (a weighted
-/// Accept goes to rmcp, which reads the weights).
+/// Whether the Accept headers name both JSON and an event stream, without weights or other
+/// parameters (those go to rmcp, which reads them).
 fn accepts_both(headers: &HeaderMap) -> bool {
     let (mut json, mut sse) = (false, false);
-    for value in headers.get_all(header::ACCEPT) {
-        let Ok(value) = value.to_str() else {
-            return false;
-        };
-        if value.contains(';') {
+    for range in super::media_ranges(headers) {
+        if range.contains(';') {
             return false;
         }
-        for media in value.split(',') {
-            let media = media.trim();
-            json |= media.eq_ignore_ascii_case("application/json");
-            sse |= media.eq_ignore_ascii_case("text/event-stream");
-        }
+        json |= range.eq_ignore_ascii_case("application/json");
+        sse |= range.eq_ignore_ascii_case("text/event-stream");
     }
     json && sse
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    single(headers, header::CONTENT_TYPE.as_str()).is_some_and(|v| {
-        v.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-    })
+    single(headers, header::CONTENT_TYPE.as_str())
+        .is_some_and(|v| super::names(v, "application/json"))
 }
 
 /// A tool name that a header carries verbatim (no Base64 form to decode).

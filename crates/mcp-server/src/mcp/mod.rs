@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use shared_config::paths;
 
@@ -61,11 +62,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             state.shared.sessions.clone(),
         )));
     }
-    let service = StreamableHttpService::new(
+    let service = Rmcp(Arc::new(StreamableHttpService::new(
         move || Ok(McpTools::new(shared.clone())),
         state.mcp_sessions.clone(),
         rmcp_config,
-    );
+    )));
     Router::new()
         .route(paths::MCP_SSE, get(sse::sse_get))
         .route(paths::MCP_MESSAGES, post(sse::messages_post))
@@ -74,6 +75,30 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(paths::MCP_TOOLS_CALL, post(shortcuts::tools_call_post))
         .nest_service(paths::MCP, service)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+}
+
+/// rmcp's Streamable HTTP service behind an `Arc`: axum clones a route's service for every
+/// request, and rmcp's own clone copies its whole configuration (allowed hosts and origins
+/// included); `handle` needs only a shared reference.
+#[derive(Clone)]
+struct Rmcp(Arc<StreamableHttpService<McpTools, LocalSessionManager>>);
+
+impl tower::Service<Request> for Rmcp {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let service = Arc::clone(&self.0);
+        Box::pin(async move { Ok(service.handle(req).await.into_response()) })
+    }
 }
 
 /// Host names this server answers to: loopback, the host of MCP_SERVER_URL, and MCP_ALLOWED_HOSTS.
@@ -190,18 +215,28 @@ pub fn unavailable() -> Response {
     response
 }
 
-/// Whether a request accepts `text/event-stream`.
-fn accepts_sse(req: &Request) -> bool {
-    req.headers()
+/// The media ranges of a request's Accept headers, each as written (parameters included); a
+/// header that is not text is skipped, as rmcp skips it.
+fn media_ranges(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| {
-            t.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
-        })
+        .map(str::trim)
+}
+
+/// Whether a media range (or a Content-Type) names `media`, whatever its parameters.
+fn names(range: &str, media: &str) -> bool {
+    range
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
+}
+
+/// Whether a request accepts `text/event-stream`.
+fn accepts_sse(req: &Request) -> bool {
+    media_ranges(req.headers()).any(|r| names(r, "text/event-stream"))
 }
 
 /// The session a request belongs to, if any.
