@@ -90,8 +90,19 @@ pub struct Call {
 struct Envelope {
     jsonrpc: String,
     id: RequestId,
-    method: String,
+    /// Any other method ends the parse here, before its params are read.
+    #[serde(rename = "method", deserialize_with = "tools_call")]
+    _method: (),
     params: CallToolRequestParams,
+}
+
+fn tools_call<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    let method = std::borrow::Cow::<str>::deserialize(d)?;
+    if method == "tools/call" {
+        Ok(())
+    } else {
+        Err(serde::de::Error::custom("not tools/call"))
+    }
 }
 
 /// The one value of a header, when it is there exactly once.
@@ -139,12 +150,11 @@ pub fn parse(headers: &HeaderMap, body: &[u8], in_session: bool) -> Option<Call>
         return None;
     }
     let stateless = ProtocolVersion::V_2026_07_28;
-    let version = headers.get_all("mcp-protocol-version").iter().count();
     let mode = if in_session {
         // rmcp's session path reads no SEP-2243 header below 2026-07-28, and takes a missing
         // version header for the session's own.
         let known = match single(headers, "mcp-protocol-version") {
-            None => version == 0,
+            None => !headers.contains_key("mcp-protocol-version"),
             Some(v) => ProtocolVersion::KNOWN_VERSIONS
                 .iter()
                 .any(|k| k.as_str() == v && k.as_str() < stateless.as_str()),
@@ -163,7 +173,7 @@ pub fn parse(headers: &HeaderMap, body: &[u8], in_session: bool) -> Option<Call>
     };
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
     let params = envelope.params;
-    if envelope.jsonrpc != "2.0" || envelope.method != "tools/call" {
+    if envelope.jsonrpc != "2.0" {
         return None;
     }
     let meta_version = params.meta.as_ref().and_then(|m| m.protocol_version());
@@ -343,6 +353,9 @@ mod tests {
         // session id: rmcp judges it.
         assert!(parse(&headers(&SESSION), BODY.as_bytes(), true).is_none());
         assert!(parse(&headers(&GOOD), BODY.as_bytes(), true).is_none());
+        // The method's JSON may escape its slash: still tools/call.
+        let escaped = SESSION_BODY.replace("tools/call", r"tools\/call");
+        assert!(parse(&headers(&SESSION), escaped.as_bytes(), true).is_some());
         let other_method = SESSION_BODY.replace("tools/call", "tools/list");
         assert!(parse(&headers(&SESSION), other_method.as_bytes(), true).is_none());
     }

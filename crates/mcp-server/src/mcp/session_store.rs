@@ -19,9 +19,10 @@ use crate::service::sessions::unix_now;
 use crate::state::AppState;
 use crate::store::SessionStore;
 
-/// Ends this instance's rmcp sessions that the store no longer holds (swept as idle, or closed or
-/// swept on another instance) and that were already missing at the previous call (`missing`), so that a
-/// session being opened right now is never taken for one. Returns the sessions missing now.
+/// Ends this instance's rmcp sessions that the store no longer holds (swept as idle, or closed
+/// or swept on another instance) and that were already missing at the previous call
+/// (`missing`), so that a session being opened right now is never taken for one. Returns the
+/// sessions missing now.
 pub async fn reap(state: &AppState, missing: HashSet<Arc<str>>) -> HashSet<Arc<str>> {
     let ids: Vec<Arc<str>> = state
         .mcp_sessions
