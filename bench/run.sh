@@ -70,6 +70,11 @@ es_reg=$(curl -sf -X POST http://127.0.0.1:$ES_PORT/oauth/register -H 'content-t
 es_basic=$(python3 -c 'import json,sys,base64; r=json.loads(sys.argv[1]); print(base64.b64encode((r["client_id"]+":"+r["client_secret"]).encode()).decode())' "$es_reg")
 token=$(curl -sf -X POST $OAUTH/oauth/token -u "$client_id:$client_secret" \
   -d "grant_type=client_credentials&scope=read write&resource=$MCP/mcp/v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+# Three items for get_data and GET /api/data to read (their store read is part of each call).
+for n in 1 2 3; do
+  curl -sf -o /dev/null -X POST $MCP/api/data -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"name\":\"bench item $n\",\"value\":$n.5}"
+done
 # One session per connection, as real clients have: requests take them in turn.
 : >"$work/sessions.txt"
 for _ in $(seq 1 "$CONNECTIONS"); do

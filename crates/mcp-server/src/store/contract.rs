@@ -25,6 +25,7 @@ macro_rules! contract_suite {
             sessions_are_bounded_and_idle_ones_swept,
             items_are_their_owners_only,
             the_item_bound_holds_under_a_race,
+            concurrent_reads_see_every_write_made_before_them,
             the_store_of_items_is_bounded,
             relayed_messages_reach_their_stream_once_and_in_order
         );
@@ -300,6 +301,42 @@ pub async fn the_item_bound_holds_under_a_race(s: Stores) {
     }
     assert_eq!(created, 5);
     assert_eq!(s.items.list("alice").await.unwrap().len(), 5);
+}
+
+/// Many users' reads and writes at once: each read shows its owner's items only, and every item
+/// whose create returned before the read was asked.
+pub async fn concurrent_reads_see_every_write_made_before_them(s: Stores) {
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let items = Arc::clone(&s.items);
+            tokio::spawn(async move {
+                let owner = i % MAX;
+                let id = format!("{owner}-{i}");
+                assert!(
+                    items
+                        .create(&format!("user{owner}"), item(&id), 100)
+                        .await
+                        .unwrap()
+                );
+                for _ in 0..3 {
+                    let seen = items.list(&format!("user{owner}")).await.unwrap();
+                    assert!(seen.iter().any(|it| it.id == id), "{id} not read back");
+                    assert!(
+                        seen.iter()
+                            .all(|it| it.id.starts_with(&format!("{owner}-"))),
+                        "user{owner} read another's items: {seen:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for owner in 0..MAX {
+        let seen = s.items.list(&format!("user{owner}")).await.unwrap();
+        assert_eq!(seen.len(), 64 / MAX);
+    }
 }
 
 pub async fn the_store_of_items_is_bounded(s: Stores) {

@@ -15,6 +15,7 @@ use crate::domain::item::Item;
 use crate::domain::principal::Principal;
 use crate::domain::session::{HeldTokens, SessionKey};
 
+pub mod coalesce;
 #[cfg(test)]
 pub mod contract;
 pub mod memory;

@@ -3,8 +3,11 @@
 //! tokens `oauth_authenticate` holds for it are sealed under a key derived from SECRET_KEY; an
 //! item is created only if its owner's count, raised in the same transaction, stays within the
 //! bound. A binding never changes, so each instance remembers the bindings it saw for
-//! [`BINDING_CACHE_SECS`], and most tools/calls in a known session cost no round trip.
+//! [`BINDING_CACHE_SECS`], and most tools/calls in a known session cost no round trip. Item
+//! reads are never cached; concurrent ones share one query (`coalesce`), which begins after each
+//! of them was asked.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,6 +18,7 @@ use service_kit::sealing::{Sealed, open, seal};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
+use super::coalesce::Coalesced;
 use super::{
     Admission, ItemChange, ItemStore, MessageRelay, Relayed, SessionStore, StoreError, StoreResult,
     Stores,
@@ -74,6 +78,7 @@ pub fn stores(pool: PgPool, secrets: &[&str], max_sessions: usize, max_subjects:
             bindings: DashMap::new(),
         }),
         items: Arc::new(PgItems {
+            reads: item_reads(pool.clone()),
             pool: pool.clone(),
             max_subjects,
             subjects: ApproxCount::default(),
@@ -426,6 +431,8 @@ impl SessionStore for PgSessions {
 
 pub struct PgItems {
     pool: PgPool,
+    /// Each user's items, read by one query for every read waiting (see [`Coalesced`]).
+    reads: Arc<Coalesced<Vec<Item>>>,
     max_subjects: usize,
     subjects: ApproxCount,
 }
@@ -440,17 +447,34 @@ fn item_of(row: &PgRow) -> Result<Item, sqlx::Error> {
     })
 }
 
+/// The items of every subject of a batch, in one statement, each user's in the order made.
+fn item_reads(pool: PgPool) -> Arc<Coalesced<Vec<Item>>> {
+    Coalesced::new(Box::new(move |subjects: Vec<String>| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT subject, id, name, value, created_at, updated_at FROM items \
+                 WHERE subject = ANY($1) ORDER BY subject, seq",
+            )
+            .bind(&subjects)
+            .fetch_all(&pool)
+            .await?;
+            let mut found: HashMap<String, Vec<Item>> = HashMap::with_capacity(subjects.len());
+            for row in &rows {
+                found
+                    .entry(row.try_get("subject")?)
+                    .or_default()
+                    .push(item_of(row)?);
+            }
+            Ok(found)
+        })
+    }))
+}
+
 #[async_trait]
 impl ItemStore for PgItems {
     async fn list(&self, subject: &str) -> StoreResult<Vec<Item>> {
-        let rows = sqlx::query(
-            "SELECT id, name, value, created_at, updated_at FROM items WHERE subject = $1 \
-             ORDER BY seq",
-        )
-        .bind(subject)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(item_of).collect::<Result<_, _>>()?)
+        self.reads.read(subject).await
     }
 
     async fn create(&self, subject: &str, item: Item, max_per_subject: usize) -> StoreResult<bool> {
@@ -572,5 +596,57 @@ impl ItemStore for PgItems {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     super::super::contract::contract_suite!(super::super::contract::Harness::postgres);
+
+    /// Two instances on one database, while the reader's instance always has a read in flight: a
+    /// write acknowledged on one is in the very next read on the other (no read is answered by a
+    /// query that began before it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_write_on_one_instance_is_in_the_next_read_on_another() {
+        let Some(database) = service_kit::database::TestDatabase::create().await else {
+            return;
+        };
+        let pool = |url: String| async move {
+            let pool = service_kit::database::connect(&url, SCHEMA, 8)
+                .await
+                .unwrap();
+            MIGRATOR.run(&pool).await.unwrap();
+            pool
+        };
+        let a = stores(pool(database.url().to_owned()).await, &["s"], 4, 4);
+        let b = stores(pool(database.url().to_owned()).await, &["s"], 4, 4);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy: Vec<_> = (0..8)
+            .map(|_| {
+                let (items, stop) = (Arc::clone(&b.items), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        items.list("alice").await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for i in 0..100 {
+            let id = format!("i{i}");
+            let made = Item {
+                id: id.clone(),
+                name: "n".into(),
+                value: 1.0,
+                created_at: "2026-01-01T00:00:00Z".into(),
+                updated_at: "2026-01-01T00:00:00Z".into(),
+            };
+            assert!(a.items.create("alice", made, 1000).await.unwrap());
+            let seen = b.items.list("alice").await.unwrap();
+            assert_eq!(seen.len(), i + 1, "the other instance missed {id}");
+            assert_eq!(seen.last().map(|it| it.id.as_str()), Some(id.as_str()));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in busy {
+            t.await.unwrap();
+        }
+        drop((a, b));
+        drop(database);
+    }
 }
