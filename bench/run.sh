@@ -204,9 +204,33 @@ oauth_after=$(rss $oauth_pid); mcp_after=$(rss $mcp_pid)
 # The peer: the official TypeScript SDK, installed from its lockfile, verifying the same tokens.
 PEER_PORT=${BENCH_PEER_PORT:-25004}
 (cd bench/ts-peer && npm ci --no-audit --no-fund --silent)
-taskset -c $SERVER_CPU node bench/ts-peer/server.mjs $PEER_PORT $OAUTH $OAUTH/.well-known/jwks.json $MCP/mcp/v1 \
+# The peer holds the same items for the same subject (the token's sub).
+peer_items=$(python3 -c '
+import base64, json, sys, urllib.request
+token = sys.argv[1]
+claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+req = urllib.request.Request(sys.argv[2] + "/api/data", headers={"Authorization": "Bearer " + token})
+print(json.dumps({claims["sub"]: json.load(urllib.request.urlopen(req))["items"]}))' "$token" "$MCP")
+PEER_ITEMS=$peer_items taskset -c $SERVER_CPU node bench/ts-peer/server.mjs $PEER_PORT $OAUTH $OAUTH/.well-known/jwks.json $MCP/mcp/v1 \
   >"$work/peer.log" 2>&1 & peer_pid=$!; pids+=($peer_pid)
 until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:$PEER_PORT/mcp)" = 401 ]; do sleep 0.1; done
+# Both answer get_data with the same data, or the comparison is void.
+same_data=$(python3 - "$MCP/mcp/v1" "http://127.0.0.1:$PEER_PORT/mcp" "$token" "$stateless_call" "$rpc_call" <<'PY'
+import json, sys, urllib.request
+def content(url, body, version, extra):
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={
+        "Authorization": "Bearer " + sys.argv[3], "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": version, **extra})
+    text = urllib.request.urlopen(req).read().decode()
+    if not text.lstrip().startswith("{"):
+        text = [l[5:] for l in text.splitlines() if l.startswith("data:") and l[5:].strip()][-1]
+    return json.loads(text)["result"]["structuredContent"]
+ours = content(sys.argv[1], sys.argv[4], "2026-07-28", {"Mcp-Method": "tools/call", "Mcp-Name": "get_data"})
+peer = content(sys.argv[2], sys.argv[5], "2025-11-25", {})
+print("yes" if ours == peer and ours["count"] == 3 else f"no: {ours} {peer}")
+PY
+)
+[ "$same_data" = yes ] || { echo "the peer's get_data answer differs from ours: $same_data" >&2; exit 1; }
 peer_lua=$(lua peer POST "$rpc_call" "Content-Type: application/json" "Accept: application/json, text/event-stream" \
   "Authorization: Bearer $token" "MCP-Protocol-Version: 2025-11-25")
 R[peer]=$(median http://127.0.0.1:$PEER_PORT/mcp "$peer_lua")

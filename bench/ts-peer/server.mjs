@@ -2,9 +2,10 @@
 // pattern (a server and a transport per request, no session), its requireBearerAuth middleware
 // with a jose RS256 verifier of the same tokens (issuer, audience, typ at+jwt, the JWKS fetched
 // and cached by jose), and one tool doing get_data's work (the caller's items, by subject, with
-// the read scope).
+// the read scope). PEER_ITEMS, a JSON object of subject to items, gives it the items the
+// benchmark made on our server, so that both answer with the same data.
 //
-// usage: node server.mjs PORT ISSUER JWKS_URL AUDIENCE
+// usage: PEER_ITEMS='{"sub": [...]}' node server.mjs PORT ISSUER JWKS_URL AUDIENCE
 import express from "express";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -13,7 +14,7 @@ import { requireBearerAuth } from "@modelcontextprotocol/sdk/server/auth/middlew
 
 const [port, issuer, jwksUrl, audience] = process.argv.slice(2);
 const jwks = createRemoteJWKSet(new URL(jwksUrl));
-const items = new Map();
+const items = new Map(Object.entries(JSON.parse(process.env.PEER_ITEMS ?? "{}")));
 
 const verifier = {
   async verifyAccessToken(token) {

@@ -68,8 +68,20 @@ impl Shared {
     }
 }
 
+/// The state every handler gets: one `Arc`, since axum clones it for every request (and the
+/// middleware once more).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+pub struct AppStateInner {
     pub shared: Arc<Shared>,
     pub config: Arc<Config>,
     /// rmcp's Streamable HTTP sessions.
@@ -83,9 +95,8 @@ pub struct AppState {
     pub as_metadata: Arc<tokio::sync::RwLock<Option<(std::time::Instant, axum::body::Bytes)>>>,
     /// The stores are shared with other instances (PostgreSQL): rmcp keeps its sessions there.
     pub shared_sessions: bool,
-    /// Cancelled at shutdown: ends open SSE streams and rmcp sessions. Behind an `Arc` because
-    /// the state is cloned for every request, and a token's own clone takes a lock.
-    pub shutdown: Arc<tokio_util::sync::CancellationToken>,
+    /// Cancelled at shutdown: ends open SSE streams and rmcp sessions.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -113,14 +124,16 @@ impl AppState {
             config.mcp_max_sessions,
         )
         .await?;
-        let mut state = Self::with_stores(config, stores)?;
-        state.shared_sessions = true;
-        Ok(state)
+        Self::build(config, stores, true)
     }
 
     /// The state on given stores: two states on one set of stores behave as two instances of
     /// the service behind one load balancer.
     pub fn with_stores(config: Config, stores: Stores) -> anyhow::Result<Self> {
+        Self::build(config, stores, false)
+    }
+
+    fn build(config: Config, stores: Stores, shared_sessions: bool) -> anyhow::Result<Self> {
         let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5));
@@ -168,7 +181,7 @@ impl AppState {
             rates: stores.rates,
             config: config.clone(),
         });
-        Ok(Self {
+        Ok(Self(Arc::new(AppStateInner {
             shared,
             config,
             mcp_sessions: Arc::new(manager),
@@ -176,8 +189,8 @@ impl AppState {
             sse: Arc::new(SseHub::default()),
             http,
             as_metadata: Default::default(),
-            shared_sessions: false,
-            shutdown: Arc::new(tokio_util::sync::CancellationToken::new()),
-        })
+            shared_sessions,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        })))
     }
 }

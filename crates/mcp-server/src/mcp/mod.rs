@@ -123,7 +123,10 @@ fn host_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return true; // HTTP/2 requests carry :authority instead; hyper maps it to the URI
     };
-    if is_loopback_authority(host) {
+    let base = &state.shared.base;
+    if is_loopback_authority(host)
+        || base[url::Position::BeforeHost..url::Position::AfterPort].eq_ignore_ascii_case(host)
+    {
         return true;
     }
     let Ok(url) = url::Url::parse(&format!("http://{host}")) else {
@@ -163,9 +166,21 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
 pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     let configured = &state.shared.base;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let loopback = shared_config::urls::is_loopback_host(configured.host());
+    // The usual case, the configured authority itself, needs no parse (every /api request asks).
     if let Some(host) = host
+        && configured[url::Position::BeforeHost..url::Position::AfterPort]
+            .eq_ignore_ascii_case(host)
+    {
+        return if loopback {
+            format!("{}://{host}", configured.scheme())
+        } else {
+            state.config.mcp_url.clone()
+        };
+    }
+    if let Some(host) = host
+        && loopback
         && is_loopback_authority(host)
-        && configured.host_str().is_some_and(is_loopback_authority)
         && let Ok(url) = url::Url::parse(&format!("{}://{host}", configured.scheme()))
         && url.port_or_known_default() == configured.port_or_known_default()
     {

@@ -122,7 +122,7 @@ pub async fn sse_get(State(state): State<AppState>, req: Request) -> Response {
         }
     });
     let endpoint = format!("{}?session_id={id}", shared_config::paths::MCP_MESSAGES);
-    let stop = (*state.shutdown).clone().cancelled_owned();
+    let stop = state.shutdown.clone().cancelled_owned();
     let cleanup = Cleanup { state, id };
     let first = futures::stream::once(async move {
         Ok::<_, Infallible>(Event::default().event("endpoint").data(endpoint))

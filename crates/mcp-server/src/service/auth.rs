@@ -458,15 +458,67 @@ pub fn audience_names(aud: &str, resource: &Url) -> bool {
     Url::parse(aud).is_ok_and(|aud| shared_config::urls::is_under(&aud, resource))
 }
 
-/// Whether a Host header value is a loopback name (any port).
+/// Whether a Host header value is a loopback name (any port). The usual spellings
+/// (`localhost`, `127.0.0.1`, `[::1]`, with or without a port) are recognised without parsing a
+/// URL, since every MCP request asks; anything else is parsed as the authority of a URL.
 pub fn is_loopback_authority(host: &str) -> bool {
-    Url::parse(&format!("http://{host}"))
-        .is_ok_and(|u| shared_config::urls::is_loopback_host(u.host()))
+    plain_loopback(host)
+        || Url::parse(&format!("http://{host}"))
+            .is_ok_and(|u| shared_config::urls::is_loopback_host(u.host()))
+}
+
+/// Whether `host` is `localhost`, `127.0.0.1` or `[::1]` (any case), alone or with a valid port.
+fn plain_loopback(host: &str) -> bool {
+    ["localhost", "127.0.0.1", "[::1]"].iter().any(|name| {
+        host.get(..name.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(name))
+            && match &host[name.len()..] {
+                "" => true,
+                rest => rest.strip_prefix(':').is_some_and(|port| {
+                    (1..=5).contains(&port.len())
+                        && port.bytes().all(|b| b.is_ascii_digit())
+                        && port.parse::<u16>().is_ok()
+                }),
+            }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_authorities_are_recognised_as_the_url_parser_would() {
+        let parsed = |host: &str| {
+            Url::parse(&format!("http://{host}"))
+                .is_ok_and(|u| shared_config::urls::is_loopback_host(u.host()))
+        };
+        let cases = [
+            ("localhost", true),
+            ("LocalHost:5001", true),
+            ("127.0.0.1", true),
+            ("127.0.0.1:65535", true),
+            ("[::1]", true),
+            ("[::1]:5001", true),
+            ("127.0.0.2:5001", true),
+            ("[0:0:0:0:0:0:0:1]:5001", true),
+            ("", false),
+            ("localhost.:5001", false),
+            ("localhost:65536", false),
+            ("localhost:5001x", false),
+            ("localhost.evil.example", false),
+            ("localhostevil.example", false),
+            ("127.0.0.1.evil.example", false),
+            ("127.0.0.10.evil.example:5001", false),
+            ("evil.example", false),
+            ("[::2]:5001", false),
+            ("localhost:5001@evil.example", false),
+        ];
+        for (host, loopback) in cases {
+            assert_eq!(is_loopback_authority(host), loopback, "{host}");
+            assert_eq!(is_loopback_authority(host), parsed(host), "{host}");
+        }
+    }
 
     #[test]
     fn audiences_under_this_server_are_accepted_with_loopback_aliases() {
