@@ -16,7 +16,7 @@ use service_kit::clock::unix_now as wall_clock;
 use service_kit::database::{ApproxCount, to_db_secs as secs, try_advisory_xact_lock, with_retry};
 use service_kit::sealing::{Sealed, open, seal};
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
 
 use super::coalesce::Coalesced;
 use super::{
@@ -447,18 +447,38 @@ fn item_of(row: &PgRow) -> Result<Item, sqlx::Error> {
     })
 }
 
-/// The items of every subject of a batch, in one statement, each user's in the order made.
+/// The items of every subject of a batch, in one statement, each user's in the order made. The
+/// reads go out one query at a time (`coalesce`) on a connection of their own, taken out of the
+/// pool (which opens another in its place): no round trip to check a pooled connection before
+/// and after each query. A query that fails on that connection is tried once more on a fresh
+/// one (a read can be repeated), so a connection broken by a database restart costs no error
+/// once the database is back.
 fn item_reads(pool: PgPool) -> Arc<Coalesced<Vec<Item>>> {
+    let held: Arc<tokio::sync::Mutex<Option<PgConnection>>> = Arc::default();
     Coalesced::new(Box::new(move |subjects: Vec<String>| {
-        let pool = pool.clone();
+        let (pool, held) = (pool.clone(), Arc::clone(&held));
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT subject, id, name, value, created_at, updated_at FROM items \
-                 WHERE subject = ANY($1) ORDER BY subject, seq",
-            )
-            .bind(&subjects)
-            .fetch_all(&pool)
-            .await?;
+            let mut conn = held.lock().await;
+            let mut rows = None;
+            if let Some(c) = conn.as_mut() {
+                match items_of(c, &subjects).await {
+                    Ok(found) => rows = Some(found),
+                    Err(_) => *conn = None,
+                }
+            }
+            let rows = match rows {
+                Some(rows) => rows,
+                None => {
+                    let c = conn.insert(pool.acquire().await?.detach());
+                    match items_of(c, &subjects).await {
+                        Ok(found) => found,
+                        Err(e) => {
+                            *conn = None;
+                            return Err(e.into());
+                        }
+                    }
+                }
+            };
             let mut found: HashMap<String, Vec<Item>> = HashMap::with_capacity(subjects.len());
             for row in &rows {
                 found
@@ -469,6 +489,16 @@ fn item_reads(pool: PgPool) -> Arc<Coalesced<Vec<Item>>> {
             Ok(found)
         })
     }))
+}
+
+async fn items_of(conn: &mut PgConnection, subjects: &[String]) -> Result<Vec<PgRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT subject, id, name, value, created_at, updated_at FROM items \
+         WHERE subject = ANY($1) ORDER BY subject, seq",
+    )
+    .bind(subjects)
+    .fetch_all(conn)
+    .await
 }
 
 #[async_trait]
