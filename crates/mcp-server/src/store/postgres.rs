@@ -679,4 +679,40 @@ mod tests {
         drop((a, b));
         drop(database);
     }
+
+    /// The item reads' own connection, cut by the server (as a restart would): the next read
+    /// still answers, on a fresh connection.
+    #[tokio::test]
+    async fn a_read_whose_connection_was_cut_is_answered_on_a_new_one() {
+        let Some(database) = service_kit::database::TestDatabase::create().await else {
+            return;
+        };
+        let pool = service_kit::database::connect(database.url(), SCHEMA, 4)
+            .await
+            .unwrap();
+        MIGRATOR.run(&pool).await.unwrap();
+        let s = stores(pool.clone(), &["s"], 4, 4);
+        let made = Item {
+            id: "i1".into(),
+            name: "n".into(),
+            value: 1.0,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        assert!(s.items.create("alice", made, 1000).await.unwrap());
+        assert_eq!(s.items.list("alice").await.unwrap().len(), 1);
+        let cut: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND query LIKE '%FROM items%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(cut, [true], "the reads' connection, and only it, was cut");
+        assert_eq!(s.items.list("alice").await.unwrap().len(), 1);
+        assert_eq!(s.items.list("alice").await.unwrap().len(), 1);
+        drop(s);
+        drop(database);
+    }
 }
