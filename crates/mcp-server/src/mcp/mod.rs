@@ -119,14 +119,17 @@ fn allowed_hosts(state: &AppState) -> Vec<String> {
     hosts
 }
 
+/// Whether a Host header value is the configured URL's own authority (host and port as written
+/// there, any case): the usual case, answered without a parse.
+fn is_configured_authority(base: &url::Url, host: &str) -> bool {
+    base[url::Position::BeforeHost..url::Position::AfterPort].eq_ignore_ascii_case(host)
+}
+
 fn host_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return true; // HTTP/2 requests carry :authority instead; hyper maps it to the URI
     };
-    let base = &state.shared.base;
-    if is_loopback_authority(host)
-        || base[url::Position::BeforeHost..url::Position::AfterPort].eq_ignore_ascii_case(host)
-    {
+    if is_loopback_authority(host) || is_configured_authority(&state.shared.base, host) {
         return true;
     }
     let Ok(url) = url::Url::parse(&format!("http://{host}")) else {
@@ -167,10 +170,9 @@ pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     let configured = &state.shared.base;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let loopback = shared_config::urls::is_loopback_host(configured.host());
-    // The usual case, the configured authority itself, needs no parse (every /api request asks).
+    // Every /api request asks: the usual case needs no parse.
     if let Some(host) = host
-        && configured[url::Position::BeforeHost..url::Position::AfterPort]
-            .eq_ignore_ascii_case(host)
+        && is_configured_authority(configured, host)
     {
         return if loopback {
             format!("{}://{host}", configured.scheme())

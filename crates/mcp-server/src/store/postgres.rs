@@ -459,24 +459,20 @@ fn item_reads(pool: PgPool) -> Arc<Coalesced<Vec<Item>>> {
         let (pool, held) = (pool.clone(), Arc::clone(&held));
         Box::pin(async move {
             let mut conn = held.lock().await;
-            let mut rows = None;
-            if let Some(c) = conn.as_mut() {
-                match items_of(c, &subjects).await {
-                    Ok(found) => rows = Some(found),
-                    Err(_) => *conn = None,
-                }
-            }
-            let rows = match rows {
+            let first = match conn.as_mut() {
+                Some(c) => items_of(c, &subjects).await.ok(),
+                None => None,
+            };
+            let rows = match first {
                 Some(rows) => rows,
+                // None held yet, or it failed: a fresh one, kept only if it answers.
                 None => {
                     let c = conn.insert(pool.acquire().await?.detach());
-                    match items_of(c, &subjects).await {
-                        Ok(found) => found,
-                        Err(e) => {
-                            *conn = None;
-                            return Err(e.into());
-                        }
+                    let rows = items_of(c, &subjects).await;
+                    if rows.is_err() {
+                        *conn = None;
                     }
+                    rows?
                 }
             };
             let mut found: HashMap<String, Vec<Item>> = HashMap::with_capacity(subjects.len());

@@ -401,26 +401,50 @@ async fn revoke_family_in(conn: &mut PgConnection, family: &str) -> Result<usize
     Ok(moved.rows_affected() as usize)
 }
 
+/// A refresh token's row, its values bound as `$1` to `$8` (see [`bind_refresh`]).
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
+     (hash, family, client_id, subject, scope, audience, expires_at, jkt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Binds a refresh token's row as [`INSERT_REFRESH`] numbers it (`$2` is the family).
+fn bind_refresh<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    hash: &'q Hash,
+    g: &'q RefreshGrant,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&hash[..])
+        .bind(&g.family)
+        .bind(&g.client_id)
+        .bind(&g.subject)
+        .bind(i16::from(g.scope.bits()))
+        .bind(&g.audience)
+        .bind(secs(g.expires_at))
+        .bind(&g.jkt)
+}
+
+/// A code spent with its new family, the family's refresh token ([`INSERT_REFRESH`], `$1` to
+/// `$8`) and its first access token, in one statement (a new family has nothing to prune):
+/// `$9` now, `$10` the access token's `jti`, `$11` its expiry, `$12` the code's hash, `$13` the
+/// family's expiry.
+static REDEEM_WITH_REFRESH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH spent AS (UPDATE codes SET spent_at = $9, issued_jti = $10, issued_exp = $11, \
+         issued_family = $2 WHERE hash = $12), \
+         family AS (INSERT INTO families (id, revoked, expires_at) VALUES ($2, false, $13)), \
+         access AS (INSERT INTO family_access (family, jti, exp) VALUES ($2, $10, $11) \
+         ON CONFLICT DO NOTHING) {INSERT_REFRESH}"
+    )
+});
+
 async fn insert_refresh(
     conn: &mut PgConnection,
     hash: &Hash,
     g: &RefreshGrant,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens \
-         (hash, family, client_id, subject, scope, audience, expires_at, jkt) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&hash[..])
-    .bind(&g.family)
-    .bind(&g.client_id)
-    .bind(&g.subject)
-    .bind(i16::from(g.scope.bits()))
-    .bind(&g.audience)
-    .bind(secs(g.expires_at))
-    .bind(&g.jkt)
-    .execute(conn)
-    .await?;
+    bind_refresh(sqlx::query(INSERT_REFRESH), hash, g)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -522,36 +546,17 @@ impl Pg {
                 .execute(&mut *tx)
                 .await?;
             }
-            // The code spent, its family, the family's refresh token and its first access
-            // token, in one statement (one round trip; a new family has nothing to prune).
+            // One statement, one round trip.
             Some(refresh) => {
                 let g = &refresh.grant;
-                sqlx::query(
-                    "WITH spent AS (UPDATE codes SET spent_at = $2, issued_jti = $3, \
-                     issued_exp = $4, issued_family = $5 WHERE hash = $1), \
-                     family AS (INSERT INTO families (id, revoked, expires_at) \
-                     VALUES ($5, false, $6)), \
-                     access AS (INSERT INTO family_access (family, jti, exp) \
-                     VALUES ($5, $3, $4) ON CONFLICT DO NOTHING) \
-                     INSERT INTO refresh_tokens \
-                     (hash, family, client_id, subject, scope, audience, expires_at, jkt) \
-                     VALUES ($7, $5, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(&hash[..])
-                .bind(secs(now))
-                .bind(&issue.access_jti)
-                .bind(secs(issue.access_exp))
-                .bind(&g.family)
-                .bind(secs(g.expires_at.max(issue.access_exp)))
-                .bind(&refresh.hash[..])
-                .bind(&g.client_id)
-                .bind(&g.subject)
-                .bind(i16::from(g.scope.bits()))
-                .bind(&g.audience)
-                .bind(secs(g.expires_at))
-                .bind(&g.jkt)
-                .execute(&mut *tx)
-                .await?;
+                bind_refresh(sqlx::query(&REDEEM_WITH_REFRESH), &refresh.hash, g)
+                    .bind(secs(now))
+                    .bind(&issue.access_jti)
+                    .bind(secs(issue.access_exp))
+                    .bind(&hash[..])
+                    .bind(secs(g.expires_at.max(issue.access_exp)))
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
