@@ -509,12 +509,12 @@ impl ItemStore for PgItems {
             .fetch_optional(&self.pool)
             .await?
             .is_some();
-        if !known {
+        // At the bound of subjects, only a subject already counted may add an item: one that a
+        // racing create counted since the check above still can, a new one cannot.
+        let new_allowed = known || {
             let query = "SELECT count(*) FROM subject_counts";
-            if self.subjects.get(&self.pool, query, wall_clock()).await? >= self.max_subjects {
-                return Err(StoreError::Full("data item"));
-            }
-        }
+            self.subjects.get(&self.pool, query, wall_clock()).await? < self.max_subjects
+        };
         let max = i32::try_from(max_per_subject).unwrap_or(i32::MAX);
         // In a task of its own: a request dropped half-way never leaves the transaction half-sent.
         let (pool, subject_owned) = (self.pool.clone(), subject.to_owned());
@@ -524,17 +524,31 @@ impl ItemStore for PgItems {
                 let mut tx = pool.begin().await?;
                 // The count rises only while it is below the bound, in one statement: two racing
                 // creates cannot both take the last place.
-                let counted: Option<i32> = sqlx::query_scalar(
+                let counted: Option<i32> = sqlx::query_scalar(if new_allowed {
                     "INSERT INTO subject_counts AS c (subject, items) VALUES ($1, 1) \
-                 ON CONFLICT (subject) DO UPDATE SET items = c.items + 1 WHERE c.items < $2 \
-                 RETURNING items",
-                )
+                     ON CONFLICT (subject) DO UPDATE SET items = c.items + 1 WHERE c.items < $2 \
+                     RETURNING items"
+                } else {
+                    "UPDATE subject_counts SET items = items + 1 WHERE subject = $1 AND items < $2 \
+                     RETURNING items"
+                })
                 .bind(subject)
                 .bind(max)
                 .fetch_optional(&mut *tx)
                 .await?;
+                if counted.is_none() && !new_allowed {
+                    let counted_before =
+                        sqlx::query("SELECT 1 FROM subject_counts WHERE subject = $1")
+                            .bind(subject)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .is_some();
+                    if !counted_before {
+                        return Ok(None); // no place for a new subject
+                    }
+                }
                 if counted.is_none_or(|n| n > max) {
-                    return Ok(false);
+                    return Ok(Some(false));
                 }
                 sqlx::query(
                     "INSERT INTO items (id, subject, name, value, created_at, updated_at) \
@@ -549,13 +563,14 @@ impl ItemStore for PgItems {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(Some(true))
             })
             .await
         });
         let created = run
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??
+            .ok_or(StoreError::Full("data item"))?;
         if created && !known {
             self.subjects.added();
         }
