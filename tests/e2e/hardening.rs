@@ -207,6 +207,13 @@ async fn both_services_expose_prometheus_metrics() {
     let (token, _) = app.client_token("read write").await;
     app.api(Method::GET, "/api/data", &token, None).await;
     app.api(Method::GET, "/api/data", "not-a-token", None).await;
+    // A method of the client's own making adds no series of its own.
+    let odd = Method::from_bytes(b"X-INVENTED").unwrap();
+    app.http
+        .request(odd, format!("{}/api/data", app.mcp))
+        .send()
+        .await
+        .unwrap();
     let scrape = |base: String| {
         let http = app.http.clone();
         async move {
@@ -232,6 +239,11 @@ async fn both_services_expose_prometheus_metrics() {
     ] {
         assert!(mcp.contains(expected), "{expected} missing from:\n{mcp}");
     }
+    assert!(
+        mcp.contains(r#"route="/api/data",method="other","#),
+        "{mcp}"
+    );
+    assert!(!mcp.contains("X-INVENTED"), "{mcp}");
     let oauth = scrape(app.oauth.clone()).await;
     for expected in [
         r#"oauth_tokens_issued_total{grant="client_credentials"}"#,

@@ -51,8 +51,29 @@ impl Clock for ManualClock {
 /// The user whom demo mode signs in.
 pub const DEMO_SUBJECT: &str = "demo_user";
 
+/// The state every request handler receives. axum clones it for each request, so it is one
+/// reference count; it reads as its [`AppStateInner`], and a change made before it is shared
+/// (while building it) changes it in place.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    /// Copy-on-write: a state already shared with a running service is copied, and the copy
+    /// changed, as a clone of a plain struct would be.
+    fn deref_mut(&mut self) -> &mut AppStateInner {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+#[derive(Clone)]
+pub struct AppStateInner {
     pub config: Arc<Config>,
     pub endpoints: Arc<Endpoints>,
     pub keys: Arc<KeySet>,
@@ -146,7 +167,7 @@ impl AppState {
         if stores.rates.is_some() {
             limits.share();
         }
-        Self {
+        Self(Arc::new(AppStateInner {
             resources: config.resources.clone().into(),
             endpoints: Arc::new(endpoints),
             keys: Arc::new(keys),
@@ -164,7 +185,7 @@ impl AppState {
             limits: Arc::new(limits),
             shared_keys: None,
             config: Arc::new(config),
-        }
+        }))
     }
 
     /// The state the configuration asks for: on PostgreSQL when `DATABASE_URL` is set (the

@@ -2,12 +2,13 @@
 //! facade and its Prometheus exporter: requests and latency by service, route and status,
 //! recorded by one middleware; each service adds its own counters and gauges.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -44,24 +45,89 @@ pub fn upkeep() {
     handle().run_upkeep();
 }
 
-/// Middleware: counts every request and times it, by service, route template and status.
+/// Middleware: counts every request and times it, by service, route template, method and
+/// status. A method outside RFC 9110's is labelled `other`, so that no request can add series.
 pub async fn track(service: &'static str, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "service" => service, "route" => route.clone(),
-        "method" => method.clone(), "status" => status)
-    .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "service" => service, "route" => route,
-        "method" => method)
-    .record(start.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let series = RouteSeries::of(service, route, method, response.status().as_u16());
+    series.requests.increment(1);
+    series.duration.record(start.elapsed().as_secs_f64());
     response
+}
+
+fn method_label(method: &Method) -> &'static str {
+    [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ]
+    .iter()
+    .zip([
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ])
+    .find_map(|(m, label)| (m == method).then_some(label))
+    .unwrap_or("other")
+}
+
+/// The request counter and latency histogram of one service, route, method and status, looked
+/// up once: the recorder copies a key and hashes its labels on every registration, which would
+/// otherwise happen twice per request. Routes are templates and the other labels are bounded,
+/// so the table is too.
+#[derive(Clone)]
+struct RouteSeries {
+    service: &'static str,
+    method: &'static str,
+    status: u16,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+type SeriesTable = HashMap<Box<str>, Vec<RouteSeries>>;
+
+fn series_table() -> &'static RwLock<SeriesTable> {
+    static TABLE: OnceLock<RwLock<SeriesTable>> = OnceLock::new();
+    TABLE.get_or_init(Default::default)
+}
+
+impl RouteSeries {
+    fn of(service: &'static str, route: &str, method: &'static str, status: u16) -> Self {
+        let table = series_table();
+        let find = |table: &SeriesTable| {
+            table.get(route).and_then(|all| {
+                all.iter()
+                    .find(|s| s.service == service && s.method == method && s.status == status)
+                    .cloned()
+            })
+        };
+        if let Some(series) = find(&table.read().unwrap_or_else(|e| e.into_inner())) {
+            return series;
+        }
+        let mut table = table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(series) = find(&table) {
+            return series;
+        }
+        let series = RouteSeries {
+            service,
+            method,
+            status,
+            requests: metrics::counter!("http_requests_total", "service" => service,
+                "route" => route.to_owned(), "method" => method, "status" => status.to_string()),
+            duration: metrics::histogram!("http_request_duration_seconds", "service" => service,
+                "route" => route.to_owned(), "method" => method),
+        };
+        table.entry(route.into()).or_default().push(series.clone());
+        series
+    }
 }
 
 /// Whether a caller may read /metrics: from a loopback address, or with the bearer token
@@ -122,5 +188,29 @@ mod tests {
         assert!(allowed(Some(remote), &good, Some(&token)));
         assert!(!allowed(Some(remote), &bad, Some(&token)));
         assert!(!allowed(Some(remote), &none, Some(&token)));
+    }
+
+    #[test]
+    fn methods_are_labelled_from_a_fixed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"PROPFIND").unwrap()),
+            "other"
+        );
+    }
+
+    #[test]
+    fn a_series_is_looked_up_once_and_then_reused() {
+        let a = RouteSeries::of("test", "/a", "GET", 200);
+        let b = RouteSeries::of("test", "/a", "GET", 200);
+        let other = RouteSeries::of("test", "/a", "GET", 404);
+        assert_eq!(
+            (a.service, a.method, a.status),
+            (b.service, b.method, b.status)
+        );
+        assert_eq!(other.status, 404);
+        let table = series_table().read().unwrap();
+        assert_eq!(table["/a"].len(), 2, "one entry per method and status");
     }
 }

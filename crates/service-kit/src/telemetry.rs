@@ -31,15 +31,19 @@ pub fn init(audit_file: Option<&Path>) -> std::io::Result<()> {
                 .open(path)
         })
         .transpose()?;
-    let separate = audit_writer.is_some();
-    let not_audit = filter_fn(move |meta| !(separate && meta.target() == AUDIT));
-    let ordinary = if json {
-        fmt::layer()
+    // Only a separate audit log needs a per-event filter on the ordinary log; without one the
+    // ordinary log has the environment's filter alone, which tracing decides once per callsite
+    // (so a request span that no layer wants is never built).
+    let ordinary = match (json, audit_writer.is_some()) {
+        (true, true) => fmt::layer()
             .json()
-            .with_filter(filter().and(not_audit))
-            .boxed()
-    } else {
-        fmt::layer().with_filter(filter().and(not_audit)).boxed()
+            .with_filter(filter().and(filter_fn(|meta| meta.target() != AUDIT)))
+            .boxed(),
+        (true, false) => fmt::layer().json().with_filter(filter()).boxed(),
+        (false, true) => fmt::layer()
+            .with_filter(filter().and(filter_fn(|meta| meta.target() != AUDIT)))
+            .boxed(),
+        (false, false) => fmt::layer().with_filter(filter()).boxed(),
     };
     let audit = audit_writer.map(|file| {
         fmt::layer()
@@ -53,9 +57,33 @@ pub fn init(audit_file: Option<&Path>) -> std::io::Result<()> {
                 meta.is_span() || (meta.target() == AUDIT && *meta.level() <= Level::INFO)
             }))
     });
-    let _ = tracing_subscriber::registry()
-        .with(ordinary)
-        .with(audit)
-        .try_init();
+    // No audit layer at all without a file: an absent (`None`) layer would declare an interest
+    // in every callsite, and every span would be built.
+    let registry = tracing_subscriber::registry().with(ordinary);
+    let _ = match audit {
+        Some(audit) => registry.with(audit).try_init(),
+        None => registry.try_init(),
+    };
     Ok(())
+}
+
+/// The span of each request (for tower-http's `TraceLayer::make_span_with`): its method, its
+/// route template (never the query string, which may carry codes or state) and the client's
+/// address; audit events inherit them. Nothing is computed when no layer wants the span, and the
+/// closure, which the router copies for every request, holds the proxies behind an `Arc`.
+pub fn request_span(
+    trusted_proxies: &[std::net::IpAddr],
+) -> impl Fn(&axum::extract::Request) -> tracing::Span + Clone + Send + Sync + 'static {
+    let trusted_proxies: std::sync::Arc<[std::net::IpAddr]> = trusted_proxies.into();
+    move |req| {
+        tracing::info_span!(
+            "request",
+            method = %req.method(),
+            route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or("unmatched", axum::extract::MatchedPath::as_str),
+            address = crate::ratelimit::request_address(req, &trusted_proxies),
+        )
+    }
 }

@@ -20,9 +20,14 @@ pub struct Item {
     pub updated_at: String,
 }
 
+/// A user's items as read from a store: shared, so that a read hands out the same list to every
+/// caller it answers rather than a copy each.
+pub type Items = std::sync::Arc<Vec<Item>>;
+
 #[derive(Debug, Clone, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct ItemList {
-    pub items: Vec<Item>,
+    #[schema(value_type = Vec<Item>)]
+    pub items: Items,
     #[schemars(with = "i64")]
     pub count: usize,
 }

@@ -21,7 +21,6 @@ use crate::state::AppState;
 /// The whole HTTP surface of the MCP server.
 pub fn router(state: AppState) -> Router {
     service_kit::metrics::handle();
-    let trusted_proxies = state.config.trusted_proxies.clone();
     let router = Router::new()
         .route(paths::PRM_MCP, get(resource_metadata::prm_mcp_get))
         .route(paths::PRM_ROOT, get(resource_metadata::prm_root_get))
@@ -48,14 +47,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(cors(&state.config))
         .layer(
-            TraceLayer::new_for_http().make_span_with(move |req: &axum::extract::Request| {
-                let route = req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map_or("unmatched", axum::extract::MatchedPath::as_str);
-                let address = service_kit::ratelimit::request_address(req, &trusted_proxies);
-                tracing::info_span!("request", method = %req.method(), route, address)
-            }),
+            TraceLayer::new_for_http().make_span_with(service_kit::telemetry::request_span(
+                &state.config.trusted_proxies,
+            )),
         )
         .with_state(state)
 }

@@ -237,8 +237,11 @@ pub async fn serve(state: &AppState, call: Call, parts: Parts) -> Response {
         },
         _ => StatusCode::OK,
     };
-    match serde_json::to_vec(&message) {
-        Ok(body) => (
+    // Room for a typical answer up front (a tool result carries its JSON twice), rather than
+    // growing from serde_json's default by copies.
+    let mut body = Vec::with_capacity(2048);
+    match serde_json::to_writer(&mut body, &message) {
+        Ok(()) => (
             status,
             [(header::CONTENT_TYPE, "application/json")],
             axum::body::Bytes::from(body),

@@ -4,12 +4,17 @@
 
 use std::sync::Arc;
 
+use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::Extension;
-use rmcp::handler::server::wrapper::{Json, Parameters};
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, Implementation, ServerCapabilities,
+    ServerConfig,
+};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::principal::Principal;
 use crate::domain::session::SessionKey;
@@ -95,12 +100,60 @@ impl McpTools {
     }
 }
 
-fn principal(parts: &http::request::Parts) -> Result<Principal, String> {
-    parts
-        .extensions
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| "not authenticated: send a bearer token, or call oauth_authenticate".into())
+/// What a tool reads of its request: the principal the guard verified and the MCP session,
+/// taken from the HTTP request parts that the transport (or the direct path) put in the
+/// context, without copying the parts themselves (rmcp's `Extension<Parts>` clones every
+/// header and extension of the request).
+pub struct Caller {
+    principal: Option<Principal>,
+    session: Option<SessionKey>,
+}
+
+impl<C: AsRequestContext> FromContextPart<C> for Caller {
+    fn from_context_part(context: &mut C) -> Result<Self, rmcp::ErrorData> {
+        let parts = context
+            .as_request_context()
+            .extensions
+            .get::<http::request::Parts>()
+            .ok_or_else(|| {
+                rmcp::ErrorData::invalid_params("missing extension http::request::Parts", None)
+            })?;
+        Ok(Caller {
+            principal: parts.extensions.get::<Principal>().cloned(),
+            session: parts.extensions.get::<SessionKey>().cloned(),
+        })
+    }
+}
+
+impl Caller {
+    fn principal(&self) -> Result<&Principal, String> {
+        self.principal.as_ref().ok_or_else(|| {
+            "not authenticated: send a bearer token, or call oauth_authenticate".into()
+        })
+    }
+}
+
+/// A tool's structured result (MCP server/tools, structured content): `structuredContent`, and
+/// the same JSON serialized in a text block for clients that read only content. It stands in for
+/// rmcp's `Json` (the `#[tool]` macro derives the output schema from any `Json<T>`), with the
+/// text written from `T` itself rather than from the `Value` through a formatter: one walk of
+/// a struct instead of a map, a large part of a tool call's cost.
+pub struct Json<T>(pub T);
+
+impl<T: Serialize + JsonSchema + 'static> IntoCallToolResult for Json<T> {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
+        let failed = |e: serde_json::Error| {
+            rmcp::ErrorData::internal_error(
+                format!("Failed to serialize structured content: {e}"),
+                None,
+            )
+        };
+        let value = serde_json::to_value(&self.0).map_err(failed)?;
+        let text = serde_json::to_string(&self.0).map_err(failed)?;
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = Some(value);
+        Ok(result.into())
+    }
 }
 
 fn service<T>(result: Result<T, ServiceError>) -> Result<Json<T>, String> {
@@ -123,10 +176,10 @@ impl McpTools {
     )]
     async fn oauth_authenticate(
         &self,
-        Extension(parts): Extension<http::request::Parts>,
+        caller: Caller,
         Parameters(NoArgs {}): Parameters<NoArgs>,
     ) -> Result<Json<AuthResult>, String> {
-        let session = parts.extensions.get::<SessionKey>().cloned();
+        let session = caller.session;
         self.shared
             .session_auth()
             .authenticate(session)
@@ -145,10 +198,10 @@ impl McpTools {
     )]
     async fn get_user_profile(
         &self,
-        Extension(parts): Extension<http::request::Parts>,
+        caller: Caller,
         Parameters(NoArgs {}): Parameters<NoArgs>,
     ) -> Result<Json<Profile>, String> {
-        service(self.shared.items.profile(&principal(&parts)?))
+        service(self.shared.items.profile(caller.principal()?))
     }
 
     #[tool(
@@ -162,10 +215,10 @@ impl McpTools {
     )]
     async fn get_data(
         &self,
-        Extension(parts): Extension<http::request::Parts>,
+        caller: Caller,
         Parameters(NoArgs {}): Parameters<NoArgs>,
     ) -> Result<Json<ItemList>, String> {
-        service(self.shared.items.list(&principal(&parts)?).await)
+        service(self.shared.items.list(caller.principal()?).await)
     }
 
     #[tool(
@@ -180,13 +233,13 @@ impl McpTools {
     )]
     async fn create_data(
         &self,
-        Extension(parts): Extension<http::request::Parts>,
+        caller: Caller,
         Parameters(args): Parameters<CreateArgs>,
     ) -> Result<Json<Item>, String> {
         service(
             self.shared
                 .items
-                .create(&principal(&parts)?, &args.name, args.value)
+                .create(caller.principal()?, &args.name, args.value)
                 .await,
         )
     }
@@ -203,14 +256,14 @@ impl McpTools {
     )]
     async fn update_data(
         &self,
-        Extension(parts): Extension<http::request::Parts>,
+        caller: Caller,
         Parameters(args): Parameters<UpdateArgs>,
     ) -> Result<Json<Item>, String> {
         service(
             self.shared
                 .items
                 .update(
-                    &principal(&parts)?,
+                    caller.principal()?,
                     &args.item_id,
                     args.name.as_deref(),
                     args.value,
@@ -231,13 +284,13 @@ impl McpTools {
     )]
     async fn delete_data(
         &self,
-        Extension(parts): Extension<http::request::Parts>,
+        caller: Caller,
         Parameters(args): Parameters<DeleteArgs>,
     ) -> Result<Json<Deleted>, String> {
         service(
             self.shared
                 .items
-                .delete(&principal(&parts)?, &args.item_id)
+                .delete(caller.principal()?, &args.item_id)
                 .await,
         )
     }

@@ -301,6 +301,8 @@ impl TokenVerifier {
             return Err(BearerError::Invalid("the token has been revoked"));
         }
         let cached = self.verified.get(&key).map(|v| v.clone());
+        // Whether the cache must be written: a token verified now, or checked again now.
+        let mut changed = cached.is_none();
         let mut verified = match cached {
             Some(v) if v.principal.expires_at <= now => {
                 self.verified.remove(&key);
@@ -318,7 +320,10 @@ impl TokenVerifier {
                 .is_none_or(|t| t.elapsed() >= introspector.bound)
         {
             match introspector.ask(token).await {
-                Verdict::Active => verified.checked_at = Some(Instant::now()),
+                Verdict::Active => {
+                    verified.checked_at = Some(Instant::now());
+                    changed = true;
+                }
                 Verdict::Inactive => {
                     self.verified.remove(&key);
                     self.remember(&self.revoked, key, verified.principal.expires_at, now);
@@ -336,11 +341,10 @@ impl TokenVerifier {
                 Verdict::Unknown => {}
             }
         }
-        let principal = verified.principal.clone();
-        if principal.expires_at > now {
-            self.remember(&self.verified, key, verified, now);
+        if changed && verified.principal.expires_at > now {
+            self.remember(&self.verified, key, verified.clone(), now);
         }
-        Ok(principal)
+        Ok(verified.principal)
     }
 
     /// Inserts into one of the bounded caches, sweeping expired entries when it is full.

@@ -274,11 +274,16 @@ pub async fn items_are_their_owners_only(s: Stores) {
         .unwrap();
     assert_eq!((updated.name.as_str(), updated.value), ("changed", 1.0));
     assert_eq!(updated.updated_at, "2026-01-02T00:00:00Z");
-    assert_eq!(s.items.list("alice").await.unwrap(), vec![updated]);
+    let before_delete = s.items.list("alice").await.unwrap();
+    assert_eq!(*before_delete, vec![updated.clone()]);
     assert_eq!(s.items.count().await.unwrap(), 1);
     assert!(s.items.delete("alice", "a1").await.unwrap());
     assert!(!s.items.delete("alice", "a1").await.unwrap());
     assert!(s.items.list("alice").await.unwrap().is_empty());
+    // A list already read is what was there when it was read: later writes do not reach it.
+    assert_eq!(*before_delete, vec![updated]);
+    assert!(s.items.create("alice", item("a2"), 10).await.unwrap());
+    assert_eq!(before_delete.len(), 1);
 }
 
 pub async fn the_item_bound_holds_under_a_race(s: Stores) {

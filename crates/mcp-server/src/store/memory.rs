@@ -2,13 +2,15 @@
 //! method runs under one entry lock with no `.await` inside, so it is as atomic as the database
 //! statement it stands for.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use dashmap::DashMap;
 
 use super::{
     Admission, ItemChange, ItemStore, MessageRelay, Relayed, SessionStore, StoreError, StoreResult,
 };
-use crate::domain::item::Item;
+use crate::domain::item::{Item, Items};
 use crate::domain::session::{HeldTokens, SessionKey};
 
 /// The most users holding items at once.
@@ -212,7 +214,7 @@ impl MessageRelay for MemoryRelay {
 }
 
 pub struct MemoryItems {
-    items: DashMap<String, Vec<Item>>,
+    items: DashMap<String, Items>,
     max_subjects: usize,
 }
 
@@ -227,11 +229,11 @@ impl MemoryItems {
 
 #[async_trait]
 impl ItemStore for MemoryItems {
-    async fn list(&self, subject: &str) -> StoreResult<Vec<Item>> {
+    async fn list(&self, subject: &str) -> StoreResult<Items> {
         Ok(self
             .items
             .get(subject)
-            .map(|v| v.clone())
+            .map(|v| Arc::clone(&v))
             .unwrap_or_default())
     }
 
@@ -243,7 +245,8 @@ impl ItemStore for MemoryItems {
         if items.len() >= max_per_subject {
             return Ok(false);
         }
-        items.push(item);
+        // A list handed out by an earlier read keeps what it held: the change goes to a copy.
+        Arc::make_mut(&mut items).push(item);
         Ok(true)
     }
 
@@ -256,9 +259,10 @@ impl ItemStore for MemoryItems {
         let Some(mut items) = self.items.get_mut(subject) else {
             return Ok(None);
         };
-        let Some(item) = items.iter_mut().find(|i| i.id == id) else {
+        let Some(at) = items.iter().position(|i| i.id == id) else {
             return Ok(None);
         };
+        let item = &mut Arc::make_mut(&mut items)[at];
         if let Some(name) = change.name {
             item.name = name;
         }
@@ -273,9 +277,10 @@ impl ItemStore for MemoryItems {
         let Some(mut items) = self.items.get_mut(subject) else {
             return Ok(false);
         };
-        let before = items.len();
-        items.retain(|i| i.id != id);
-        let deleted = items.len() < before;
+        let deleted = items.iter().any(|i| i.id == id);
+        if deleted {
+            Arc::make_mut(&mut items).retain(|i| i.id != id);
+        }
         let empty = items.is_empty();
         drop(items);
         if empty {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::item::Item;
+use crate::domain::item::{Item, Items};
 use crate::domain::principal::Principal;
 use crate::domain::session::{HeldTokens, SessionKey};
 
@@ -136,7 +136,7 @@ pub struct ItemChange {
 /// Data items, per subject: no method reaches another subject's items.
 #[async_trait]
 pub trait ItemStore: Send + Sync {
-    async fn list(&self, subject: &str) -> StoreResult<Vec<Item>>;
+    async fn list(&self, subject: &str) -> StoreResult<Items>;
     /// Adds an item unless `subject` already holds `max_per_subject` (count and insert in one
     /// step); false when it does. `Full` when no more users can hold items.
     async fn create(&self, subject: &str, item: Item, max_per_subject: usize) -> StoreResult<bool>;

@@ -23,7 +23,7 @@ use super::{
     Admission, ItemChange, ItemStore, MessageRelay, Relayed, SessionStore, StoreError, StoreResult,
     Stores,
 };
-use crate::domain::item::Item;
+use crate::domain::item::{Item, Items};
 use crate::domain::session::{HeldTokens, SessionKey};
 
 /// The schema of the MCP server's tables.
@@ -432,7 +432,7 @@ impl SessionStore for PgSessions {
 pub struct PgItems {
     pool: PgPool,
     /// Each user's items, read by one query for every read waiting (see [`Coalesced`]).
-    reads: Arc<Coalesced<Vec<Item>>>,
+    reads: Arc<Coalesced<Items>>,
     max_subjects: usize,
     subjects: ApproxCount,
 }
@@ -453,7 +453,7 @@ fn item_of(row: &PgRow) -> Result<Item, sqlx::Error> {
 /// and after each query. A query that fails on that connection is tried once more on a fresh
 /// one (a read can be repeated), so a connection broken by a database restart costs no error
 /// once the database is back.
-fn item_reads(pool: PgPool) -> Arc<Coalesced<Vec<Item>>> {
+fn item_reads(pool: PgPool) -> Arc<Coalesced<Items>> {
     let held: Arc<tokio::sync::Mutex<Option<PgConnection>>> = Arc::default();
     Coalesced::new(Box::new(move |subjects: Vec<String>| {
         let (pool, held) = (pool.clone(), Arc::clone(&held));
@@ -482,7 +482,10 @@ fn item_reads(pool: PgPool) -> Arc<Coalesced<Vec<Item>>> {
                     .or_default()
                     .push(item_of(row)?);
             }
-            Ok(found)
+            Ok(found
+                .into_iter()
+                .map(|(s, items)| (s, Arc::new(items)))
+                .collect())
         })
     }))
 }
@@ -499,7 +502,7 @@ async fn items_of(conn: &mut PgConnection, subjects: &[String]) -> Result<Vec<Pg
 
 #[async_trait]
 impl ItemStore for PgItems {
-    async fn list(&self, subject: &str) -> StoreResult<Vec<Item>> {
+    async fn list(&self, subject: &str) -> StoreResult<Items> {
         self.reads.read(subject).await
     }
 

@@ -17,7 +17,7 @@ pub mod signin;
 pub mod token;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -60,7 +60,6 @@ pub fn router(state: AppState) -> Router {
         .route(paths::METRICS, get(metrics_get))
         .merge(acting)
         .fallback(not_found);
-    let trusted_proxies = config.trusted_proxies.clone();
     router
         .layer(axum::middleware::from_fn(|req, next| {
             service_kit::metrics::track("oauth", req, next)
@@ -74,14 +73,9 @@ pub fn router(state: AppState) -> Router {
         .layer(
             // The span names the route and the client's address, never the query string (it may
             // carry codes or state); audit events inherit both.
-            TraceLayer::new_for_http().make_span_with(move |req: &Request| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("unmatched", MatchedPath::as_str);
-                let address = service_kit::ratelimit::request_address(req, &trusted_proxies);
-                tracing::info_span!("request", method = %req.method(), route, address)
-            }),
+            TraceLayer::new_for_http().make_span_with(service_kit::telemetry::request_span(
+                &config.trusted_proxies,
+            )),
         )
         .with_state(state)
 }
