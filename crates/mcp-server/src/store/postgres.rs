@@ -602,28 +602,36 @@ impl ItemStore for PgItems {
     }
 
     async fn delete(&self, subject: &str, id: &str) -> StoreResult<bool> {
-        let deleted = with_retry(|| async {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query("DELETE FROM items WHERE subject = $1 AND id = $2")
-                .bind(subject)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            sqlx::query("UPDATE subject_counts SET items = items - 1 WHERE subject = $1")
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM subject_counts WHERE subject = $1 AND items <= 0")
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await?;
+        // In a task of its own, as `create`: a request dropped while its BEGIN is in flight
+        // would leave the pool a connection inside a transaction sqlx does not know of.
+        let (pool, subject, id) = (self.pool.clone(), subject.to_owned(), id.to_owned());
+        let run = tokio::spawn(async move {
+            with_retry(|| async {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query("DELETE FROM items WHERE subject = $1 AND id = $2")
+                    .bind(&subject)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("UPDATE subject_counts SET items = items - 1 WHERE subject = $1")
+                    .bind(&subject)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM subject_counts WHERE subject = $1 AND items <= 0")
+                    .bind(&subject)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+            .await
+        });
+        let deleted = run
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         if deleted {
             self.subjects.invalidate();
         }

@@ -117,6 +117,19 @@ pub struct PgInner {
 #[derive(Clone)]
 pub struct Pg(Arc<PgInner>);
 
+/// Runs a transaction in a task of its own, so that the request that asked for it cannot drop it
+/// half-way: dropped while its BEGIN is in flight, it would hand the pool a connection inside a
+/// transaction that sqlx does not know of, and the next statement on that connection would be
+/// lost with the transaction's rollback.
+async fn detached<T: Send + 'static>(
+    run: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> StoreResult<T> {
+    match tokio::spawn(run).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(StoreError::Unavailable(e.to_string())),
+    }
+}
+
 impl std::ops::Deref for Pg {
     type Target = PgInner;
     fn deref(&self) -> &PgInner {
@@ -690,7 +703,15 @@ impl GrantStore for Pg {
     ) -> StoreResult<Redeemed> {
         let tokens_full =
             issue.refresh.is_some() && self.full(&self.tokens, "refresh_tokens").await?;
-        match with_retry(|| self.redeem_once(hash, now, check, &issue, tokens_full)).await {
+        // Detached (see `detached`), with the same answers for its errors.
+        let (this, hash, check) = (self.clone(), *hash, check.clone());
+        let run = tokio::spawn(async move {
+            with_retry(|| this.redeem_once(&hash, now, &check, &issue, tokens_full)).await
+        });
+        match run
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        {
             Ok(result) => result,
             // A family id or refresh token hash taken by a racing redemption: the replay's answer.
             Err(e) if is_unique_violation(&e) => Ok(Redeemed::Replayed {
@@ -1007,8 +1028,10 @@ impl SignInThrottle for Pg {
                 return Err(StoreError::Full("sign-in throttle"));
             }
         }
-        let answer = with_retry(|| async {
-            let mut tx = self.pool.begin().await?;
+        let this = self.clone();
+        let answer = detached(async move {
+            with_retry(|| async {
+            let mut tx = this.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO sign_in_attempts (key, failures, last_attempt, in_flight, lease_until) \
                  SELECT k, 0, 0, 0, 0 FROM unnest($1::text[]) AS k ORDER BY k \
@@ -1031,7 +1054,7 @@ impl SignInThrottle for Pg {
             let answer = {
                 let mut refs: Vec<&mut SignInCounter> =
                     counters.iter_mut().map(|(_, c)| c).collect();
-                self.policy.attempt(&mut refs, now)
+                this.policy.attempt(&mut refs, now)
             };
             for (key, c) in &counters {
                 save_counter(&mut tx, key, c).await?;
@@ -1039,36 +1062,42 @@ impl SignInThrottle for Pg {
             tx.commit().await?;
             Ok(answer)
         })
+        .await
+        })
         .await?;
         Ok(answer)
     }
 
     async fn finish(&self, keys: &[String], succeeded: bool) -> StoreResult<()> {
         let keys = sorted(keys);
-        with_retry(|| async {
-            let mut tx = self.pool.begin().await?;
-            let rows = sqlx::query(
+        let this = self.clone();
+        detached(async move {
+            with_retry(|| async {
+                let mut tx = this.pool.begin().await?;
+                let rows = sqlx::query(
                 "SELECT key, failures, last_attempt, in_flight, lease_until FROM sign_in_attempts \
                  WHERE key = ANY($1) ORDER BY key FOR UPDATE",
             )
             .bind(&keys)
             .fetch_all(&mut *tx)
             .await?;
-            for row in &rows {
-                let key: String = row.try_get("key")?;
-                let mut c = counter_of(row)?;
-                self.policy.finish(&mut c, succeeded);
-                if succeeded && c.in_flight == 0 {
-                    sqlx::query("DELETE FROM sign_in_attempts WHERE key = $1")
-                        .bind(&key)
-                        .execute(&mut *tx)
-                        .await?;
-                } else {
-                    save_counter(&mut tx, &key, &c).await?;
+                for row in &rows {
+                    let key: String = row.try_get("key")?;
+                    let mut c = counter_of(row)?;
+                    this.policy.finish(&mut c, succeeded);
+                    if succeeded && c.in_flight == 0 {
+                        sqlx::query("DELETE FROM sign_in_attempts WHERE key = $1")
+                            .bind(&key)
+                            .execute(&mut *tx)
+                            .await?;
+                    } else {
+                        save_counter(&mut tx, &key, &c).await?;
+                    }
                 }
-            }
-            tx.commit().await?;
-            Ok(())
+                tx.commit().await?;
+                Ok(())
+            })
+            .await
         })
         .await?;
         Ok(())
