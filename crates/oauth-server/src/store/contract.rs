@@ -936,6 +936,41 @@ pub async fn a_dropped_call_leaves_the_state_whole(s: Stores) {
     }
 }
 
+/// A redemption dropped after each number of polls (while it connects, while its BEGIN is in
+/// flight, mid-transaction) leaves nothing behind for the statements after it: a code put next
+/// is there. Run on a pool of one connection, so that the next statement gets the dropped call's
+/// connection. (A guard: it passes with the redemption in the request's task as well.)
+pub async fn dropped_redemptions_lose_nothing_after_them(s: Stores) {
+    for polls in 0..20 {
+        let dropped = hash_secret(&format!("dropped-{polls}"));
+        s.grants
+            .put_code(dropped, code("c", NOW + 60))
+            .await
+            .unwrap();
+        let issue = code_issue(&format!("d-{polls}"), None, &format!("d{polls}"));
+        // Polled with pauses between, so that its I/O gets somewhere before it is dropped.
+        {
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let check = check("c");
+            let mut fut = std::pin::pin!(s.grants.redeem_code(&dropped, NOW, &check, issue));
+            for _ in 0..polls {
+                if fut.as_mut().poll(&mut cx).is_ready() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_micros(250)).await;
+            }
+        }
+        settle().await;
+        let next = hash_secret(&format!("next-{polls}"));
+        s.grants.put_code(next, code("c", NOW + 60)).await.unwrap();
+        assert!(
+            s.grants.code(&next, NOW).await.unwrap().is_some(),
+            "a code put after a redemption dropped after {polls} polls is there"
+        );
+    }
+}
+
 pub async fn revocations_last_until_the_token_expires(s: Stores) {
     s.grants.revoke_access("j", NOW + 10).await.unwrap();
     assert!(s.grants.is_revoked("j").await.unwrap());

@@ -1184,4 +1184,17 @@ impl KeyStore for Pg {
 #[cfg(test)]
 mod tests {
     super::super::contract::contract_suite!(super::super::contract::Harness::postgres);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_redemption_loses_nothing_on_its_connection() {
+        let Some(database) = service_kit::database::TestDatabase::create().await else {
+            return;
+        };
+        let (stores, _) = super::connect(database.url(), super::SCHEMA, 1, 10_000)
+            .await
+            .expect("the test database accepts the migrations");
+        super::super::contract::dropped_redemptions_lose_nothing_after_them(stores.clone()).await;
+        drop(stores);
+        drop(database);
+    }
 }
