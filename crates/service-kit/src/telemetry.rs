@@ -32,18 +32,18 @@ pub fn init(audit_file: Option<&Path>) -> std::io::Result<()> {
         })
         .transpose()?;
     // Only a separate audit log needs a per-event filter on the ordinary log; without one the
-    // ordinary log has the environment's filter alone, which tracing decides once per callsite
-    // (so a request span that no layer wants is never built).
-    let ordinary = match (json, audit_writer.is_some()) {
-        (true, true) => fmt::layer()
+    // filter is absent and the environment's filter alone decides, once per callsite (so a
+    // request span that no layer wants is never built).
+    let not_audit = audit_writer
+        .is_some()
+        .then(|| filter_fn(|meta| meta.target() != AUDIT));
+    let ordinary = if json {
+        fmt::layer()
             .json()
-            .with_filter(filter().and(filter_fn(|meta| meta.target() != AUDIT)))
-            .boxed(),
-        (true, false) => fmt::layer().json().with_filter(filter()).boxed(),
-        (false, true) => fmt::layer()
-            .with_filter(filter().and(filter_fn(|meta| meta.target() != AUDIT)))
-            .boxed(),
-        (false, false) => fmt::layer().with_filter(filter()).boxed(),
+            .with_filter(filter().and(not_audit))
+            .boxed()
+    } else {
+        fmt::layer().with_filter(filter().and(not_audit)).boxed()
     };
     let audit = audit_writer.map(|file| {
         fmt::layer()

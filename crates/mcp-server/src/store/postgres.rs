@@ -429,6 +429,18 @@ impl SessionStore for PgSessions {
     }
 }
 
+/// Runs a transaction in a task of its own: a request dropped half-way (a client that
+/// disconnects) cannot cut it short, so it commits or rolls back whole. The task starts at once.
+fn detached<T: Send + 'static>(
+    run: impl std::future::Future<Output = T> + Send + 'static,
+) -> impl std::future::Future<Output = StoreResult<T>> {
+    let task = tokio::spawn(run);
+    async move {
+        task.await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
 pub struct PgItems {
     pool: PgPool,
     /// Each user's items, read by one query for every read waiting (see [`Coalesced`]).
@@ -519,9 +531,8 @@ impl ItemStore for PgItems {
             self.subjects.get(&self.pool, query, wall_clock()).await? < self.max_subjects
         };
         let max = i32::try_from(max_per_subject).unwrap_or(i32::MAX);
-        // In a task of its own: a request dropped half-way never leaves the transaction half-sent.
         let (pool, subject_owned) = (self.pool.clone(), subject.to_owned());
-        let run = tokio::spawn(async move {
+        let run = detached(async move {
             let subject = subject_owned.as_str();
             with_retry(|| async {
                 let mut tx = pool.begin().await?;
@@ -570,10 +581,7 @@ impl ItemStore for PgItems {
             })
             .await
         });
-        let created = run
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??
-            .ok_or(StoreError::Full("data item"))?;
+        let created = run.await??.ok_or(StoreError::Full("data item"))?;
         if created && !known {
             self.subjects.added();
         }
@@ -602,10 +610,8 @@ impl ItemStore for PgItems {
     }
 
     async fn delete(&self, subject: &str, id: &str) -> StoreResult<bool> {
-        // In a task of its own, as `create`: a request dropped while its BEGIN is in flight
-        // would leave the pool a connection inside a transaction sqlx does not know of.
         let (pool, subject, id) = (self.pool.clone(), subject.to_owned(), id.to_owned());
-        let run = tokio::spawn(async move {
+        let run = detached(async move {
             with_retry(|| async {
                 let mut tx = pool.begin().await?;
                 let done = sqlx::query("DELETE FROM items WHERE subject = $1 AND id = $2")
@@ -629,9 +635,7 @@ impl ItemStore for PgItems {
             })
             .await
         });
-        let deleted = run
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let deleted = run.await??;
         if deleted {
             self.subjects.invalidate();
         }

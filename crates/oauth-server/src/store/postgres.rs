@@ -117,16 +117,16 @@ pub struct PgInner {
 #[derive(Clone)]
 pub struct Pg(Arc<PgInner>);
 
-/// Runs a transaction in a task of its own, so that the request that asked for it cannot drop it
-/// half-way: dropped while its BEGIN is in flight, it would hand the pool a connection inside a
-/// transaction that sqlx does not know of, and the next statement on that connection would be
-/// lost with the transaction's rollback.
-async fn detached<T: Send + 'static>(
-    run: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
-) -> StoreResult<T> {
-    match tokio::spawn(run).await {
-        Ok(result) => Ok(result?),
-        Err(e) => Err(StoreError::Unavailable(e.to_string())),
+/// Runs a transaction in a task of its own: a request dropped half-way (a client that
+/// disconnects) cannot cut it short, so it commits or rolls back whole, and its connection goes
+/// back to the pool only then. Every transaction a request starts goes through here.
+fn detached<T: Send + 'static>(
+    run: impl std::future::Future<Output = T> + Send + 'static,
+) -> impl std::future::Future<Output = StoreResult<T>> {
+    let task = tokio::spawn(run);
+    async move {
+        task.await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
 
@@ -703,15 +703,11 @@ impl GrantStore for Pg {
     ) -> StoreResult<Redeemed> {
         let tokens_full =
             issue.refresh.is_some() && self.full(&self.tokens, "refresh_tokens").await?;
-        // Detached (see `detached`), with the same answers for its errors.
         let (this, hash, check) = (self.clone(), *hash, check.clone());
-        let run = tokio::spawn(async move {
+        let run = detached(async move {
             with_retry(|| this.redeem_once(&hash, now, &check, &issue, tokens_full)).await
         });
-        match run
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-        {
+        match run.await? {
             Ok(result) => result,
             // A family id or refresh token hash taken by a racing redemption: the replay's answer.
             Err(e) if is_unique_violation(&e) => Ok(Redeemed::Replayed {
@@ -743,13 +739,10 @@ impl GrantStore for Pg {
     ) -> StoreResult<Rotated> {
         let tokens_full = self.full(&self.tokens, "refresh_tokens").await?;
         let (this, hash, check) = (self.clone(), *hash, check.clone());
-        let run = tokio::spawn(async move {
+        let run = detached(async move {
             with_retry(|| this.rotate_once(&hash, now, grace, &check, &issue, tokens_full)).await
         });
-        match run
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-        {
+        match run.await? {
             Ok(result) => result,
             Err(e) if is_unique_violation(&e) => Err(StoreError::Unavailable(
                 "a successor refresh token collided; retry".into(),
@@ -773,7 +766,7 @@ impl GrantStore for Pg {
 
     async fn revoke_family(&self, family: &str) -> StoreResult<usize> {
         let (pool, family) = (self.pool.clone(), family.to_owned());
-        let run = tokio::spawn(async move {
+        let run = detached(async move {
             with_retry(|| async {
                 let mut tx = pool.begin().await?;
                 let n = revoke_family_in(&mut tx, &family).await?;
@@ -782,9 +775,7 @@ impl GrantStore for Pg {
             })
             .await
         });
-        Ok(run
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??)
+        Ok(run.await??)
     }
 
     async fn revoke_access(&self, jti: &str, exp: u64) -> StoreResult<()> {
@@ -1064,7 +1055,7 @@ impl SignInThrottle for Pg {
         })
         .await
         })
-        .await?;
+        .await??;
         Ok(answer)
     }
 
@@ -1099,7 +1090,7 @@ impl SignInThrottle for Pg {
             })
             .await
         })
-        .await?;
+        .await??;
         Ok(())
     }
 
