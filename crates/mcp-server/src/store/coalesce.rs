@@ -82,6 +82,9 @@ impl<V: Clone + Default + Send + 'static> Coalesced<V> {
             finished: false,
         };
         loop {
+            // Let the requests already runnable reach their reads first, so that one query
+            // answers them all rather than the first alone.
+            tokio::task::yield_now().await;
             let batch: Vec<(String, Vec<Reply<V>>)> = {
                 let mut pending = self.lock();
                 if pending.waiting.is_empty() {
@@ -212,6 +215,29 @@ mod tests {
         }
         let n = queries.load(Ordering::SeqCst);
         assert!((2..=20).contains(&n), "200 reads took {n} queries");
+    }
+
+    /// One worker, as a service pinned to one core has: requests that are runnable together
+    /// reach their reads before the query begins, so one query answers them all (the first
+    /// reader's spawn would otherwise run its query before the others had asked).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn reads_runnable_together_share_one_query() {
+        let queries = Arc::new(AtomicUsize::new(0));
+        let reads = numbered(&queries, Duration::from_millis(20), 0, 0);
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let reads = Arc::clone(&reads);
+                tokio::spawn(async move { reads.read(&format!("k{}", i % 3)).await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(
+                t.await.unwrap(),
+                1,
+                "every read answered by the first query"
+            );
+        }
+        assert_eq!(queries.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
