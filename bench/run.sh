@@ -6,7 +6,8 @@
 # the same scenarios with every store on PostgreSQL, beside them; tools/call once more through
 # rmcp's own transport (what the direct path of mcp::direct buys); and, as a peer, the official
 # MCP TypeScript SDK's stateless server with its bearer middleware (bench/ts-peer) on the same
-# core, tokens and tool work.
+# core, tokens and tool work. Raw RS256 signing is measured once before the runs and again in
+# alternating pairs with the token endpoint.
 #
 # usage: bench/run.sh            DURATION=10 CONNECTIONS=32 RUNS=3 (median of RUNS)
 set -euo pipefail
@@ -197,6 +198,15 @@ measure() {
 }
 R[ceiling]=$(median http://127.0.0.1:$CEILING_PORT/rpc "$ceiling_lua")
 measure R
+# Raw signing and the RS256 token endpoint in alternating pairs (RUNS of each, 5 s): the ratio of
+# each pair, so that a change in the machine's speed between the two moves both of its figures.
+pairs=()
+for _ in $(seq 1 "$RUNS"); do
+  s=$(taskset -c $SERVER_CPU "$TARGET/release/examples/bench_sign" 5 | sed 's/signs_per_sec=//')
+  t=$(run $OAUTH/oauth/token "$token_lua" 5 | cut -d' ' -f1)
+  pairs+=("$(printf '%.0f' "$(echo "100 * $t / $s" | bc -l)") $s $t")
+done
+paired=$(printf '%s\n' "${pairs[@]}" | sort -n -k1 | sed -n "$(( (RUNS + 1) / 2 ))p")
 R[session_rmcp]=$(median $MCP/mcp/v1 "$work/session_rmcp.lua")
 R[stateless_rmcp]=$(median $MCP/mcp/v1 "$stateless_rmcp_lua")
 oauth_after=$(rss $oauth_pid); mcp_after=$(rss $mcp_pid)
@@ -288,6 +298,8 @@ printf '\ntools/call get_data against the TypeScript SDK peer: %.1fx stateless, 
 token_rps=$(echo "${R[token]}" | cut -d' ' -f1)
 printf '\nraw RS256 signing, key parsed once, one thread: %s signs/s; token endpoint at %.0f%% of it\n' \
   "$sign_rate" "$(echo "100 * $token_rps / $sign_rate" | bc -l)"
+printf 'in alternating pairs (signing, then the endpoint, 5 s each): median %s%%; each pair (%% signs/s tokens/s): %s\n' \
+  "$(echo "$paired" | cut -d' ' -f1)" "$(printf '%s; ' "${pairs[@]}" | sed 's/; $//')"
 printf 'resident memory (MiB): oauth-server %s idle, %s after; mcp-server %s idle, %s after\n' \
   "$oauth_idle" "$oauth_after" "$mcp_idle" "$mcp_after"
 if $pg_ran; then
