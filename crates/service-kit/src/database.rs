@@ -12,6 +12,16 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 pub use sqlx;
 
+/// Runs a transaction in a task of its own: a request dropped half-way (a client that
+/// disconnects) cannot cut it short, so it commits or rolls back whole, and its connection goes
+/// back to the pool only then. The task starts at once; dropping the handle does not stop it. Its
+/// error (a panic in the transaction) is each store's `StoreError::Unavailable`, through `From`.
+pub fn detached<T: Send + 'static>(
+    run: impl Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    tokio::spawn(run)
+}
+
 /// How long a request waits for a pooled connection before the store is "unavailable".
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 

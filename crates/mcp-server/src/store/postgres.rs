@@ -13,7 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use service_kit::clock::unix_now as wall_clock;
-use service_kit::database::{ApproxCount, to_db_secs as secs, try_advisory_xact_lock, with_retry};
+use service_kit::database::{
+    ApproxCount, detached, to_db_secs as secs, try_advisory_xact_lock, with_retry,
+};
 use service_kit::sealing::{Sealed, open, seal};
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -42,6 +44,13 @@ pub const BINDING_CACHE_SECS: u64 = 2;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// A transaction run by [`detached`] that ended by panic.
+impl From<tokio::task::JoinError> for StoreError {
+    fn from(e: tokio::task::JoinError) -> Self {
         StoreError::Unavailable(e.to_string())
     }
 }
@@ -426,18 +435,6 @@ impl SessionStore for PgSessions {
             .fetch_one(&self.pool)
             .await?;
         Ok(n.max(0) as usize)
-    }
-}
-
-/// Runs a transaction in a task of its own: a request dropped half-way (a client that
-/// disconnects) cannot cut it short, so it commits or rolls back whole. The task starts at once.
-fn detached<T: Send + 'static>(
-    run: impl std::future::Future<Output = T> + Send + 'static,
-) -> impl std::future::Future<Output = StoreResult<T>> {
-    let task = tokio::spawn(run);
-    async move {
-        task.await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
 

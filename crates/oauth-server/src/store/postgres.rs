@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use service_kit::clock::unix_now as wall_clock;
 use service_kit::database::{
-    ApproxCount, from_db_secs as unsecs, is_unique_violation, to_db_secs as secs,
+    ApproxCount, detached, from_db_secs as unsecs, is_unique_violation, to_db_secs as secs,
     try_advisory_xact_lock, with_retry,
 };
 use sqlx::postgres::{PgPool, PgRow};
@@ -43,6 +43,13 @@ const MAX_ACCESS_PER_FAMILY: i64 = 64;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// A transaction run by [`detached`] that ended by panic.
+impl From<tokio::task::JoinError> for StoreError {
+    fn from(e: tokio::task::JoinError) -> Self {
         StoreError::Unavailable(e.to_string())
     }
 }
@@ -116,19 +123,6 @@ pub struct PgInner {
 /// half-sent on a pooled connection: each either commits whole or rolls back whole.
 #[derive(Clone)]
 pub struct Pg(Arc<PgInner>);
-
-/// Runs a transaction in a task of its own: a request dropped half-way (a client that
-/// disconnects) cannot cut it short, so it commits or rolls back whole, and its connection goes
-/// back to the pool only then. Every transaction a request starts goes through here.
-fn detached<T: Send + 'static>(
-    run: impl std::future::Future<Output = T> + Send + 'static,
-) -> impl std::future::Future<Output = StoreResult<T>> {
-    let task = tokio::spawn(run);
-    async move {
-        task.await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-    }
-}
 
 impl std::ops::Deref for Pg {
     type Target = PgInner;
