@@ -238,7 +238,9 @@ impl ItemStore for MemoryItems {
     }
 
     async fn create(&self, subject: &str, item: Item, max_per_subject: usize) -> StoreResult<bool> {
-        if !self.items.contains_key(subject) && self.items.len() >= self.max_subjects {
+        // The count first, then the subject: a racing create that adds this subject between the
+        // two is seen (the other order answered Full for a subject counted in the meantime).
+        if self.items.len() >= self.max_subjects && !self.items.contains_key(subject) {
             return Err(StoreError::Full("data item"));
         }
         let mut items = self.items.entry(subject.to_owned()).or_default();
