@@ -2,8 +2,9 @@
 # The load test: starts both services with the launcher, then many clients at once register,
 # authorize with PKCE, open MCP sessions, call tools, refresh and revoke, for a bounded time
 # (examples/load.rs). It fails on any error and when the server's resident memory keeps growing
-# after the warm-up. Tokens and codes live seconds here, not days, so that expiry and sweeping
-# reach their steady state within the run; rate limits are off (one address, on purpose).
+# after the warm-up. Tokens, codes and idle registered clients live seconds here, not days, so
+# that expiry and sweeping reach their steady state within the run (each flow registers a client
+# of its own); rate limits are off (one address, on purpose).
 #
 # usage: bench/load.sh [seconds] [clients]     PROFILE=release (default debug: what CI built)
 set -euo pipefail
@@ -30,6 +31,7 @@ dir=$(mktemp -d)
   RATE_LIMIT_PER_ADDRESS=0 RATE_LIMIT_PER_CLIENT=0 RATE_LIMIT_REGISTER_PER_ADDRESS=0 \
   RATE_LIMIT_MCP_PER_SUBJECT=0 \
   ACCESS_TOKEN_TTL_SECS=30 REFRESH_TOKEN_TTL_SECS=20 AUTH_CODE_TTL_SECS=10 SWEEP_INTERVAL_SECS=5 \
+  CLIENT_IDLE_TTL_SECS=40 \
   RUST_LOG=warn "$bin") >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT
