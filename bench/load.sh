@@ -2,9 +2,9 @@
 # The load test: starts both services with the launcher, then many clients at once register,
 # authorize with PKCE, open MCP sessions, call tools, refresh and revoke, for a bounded time
 # (examples/load.rs). It fails on any error and when the server's resident memory keeps growing
-# after the warm-up. Tokens, codes and idle registered clients live seconds here, not days, so
-# that expiry and sweeping reach their steady state within the run (each flow registers a client
-# of its own); rate limits are off (one address, on purpose).
+# after the warm-up. Tokens and codes live seconds here, not days, so that expiry and sweeping
+# reach their steady state (about twice the longest lifetime, 20 s) well before the warm-up sample
+# at half the run; rate limits are off (one address, on purpose).
 #
 # usage: bench/load.sh [seconds] [clients]     PROFILE=release (default debug: what CI built)
 set -euo pipefail
@@ -30,8 +30,7 @@ dir=$(mktemp -d)
   MCP_SERVER_PORT=$MCP_PORT MCP_SERVER_URL=http://127.0.0.1:$MCP_PORT \
   RATE_LIMIT_PER_ADDRESS=0 RATE_LIMIT_PER_CLIENT=0 RATE_LIMIT_REGISTER_PER_ADDRESS=0 \
   RATE_LIMIT_MCP_PER_SUBJECT=0 \
-  ACCESS_TOKEN_TTL_SECS=30 REFRESH_TOKEN_TTL_SECS=20 AUTH_CODE_TTL_SECS=10 SWEEP_INTERVAL_SECS=5 \
-  CLIENT_IDLE_TTL_SECS=40 \
+  ACCESS_TOKEN_TTL_SECS=10 REFRESH_TOKEN_TTL_SECS=10 AUTH_CODE_TTL_SECS=5 SWEEP_INTERVAL_SECS=2 \
   RUST_LOG=warn "$bin") >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT
