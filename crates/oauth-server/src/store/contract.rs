@@ -43,6 +43,7 @@ macro_rules! contract_suite {
             consents_are_unions_and_expire,
             full_stores_refuse_cleanly,
             idle_clients_are_swept_and_a_touch_keeps_them,
+            a_clients_consents_go_with_it,
             a_dropped_call_leaves_the_state_whole,
             revocations_last_until_the_token_expires,
             an_identifier_is_used_once_until_it_expires,
@@ -805,6 +806,38 @@ pub async fn full_stores_refuse_cleanly(s: Stores) {
             .await
             .is_ok()
     );
+}
+
+/// A deleted client (RFC 7592) and a swept idle one take the consents given to them along; the
+/// consents of other clients stay.
+pub async fn a_clients_consents_go_with_it(s: Stores) {
+    for id in ["deleted", "idle", "kept"] {
+        let used = if id == "idle" { NOW - 100 } else { NOW };
+        s.clients.insert(client(id, used)).await.unwrap();
+        for user in ["alice", "bob"] {
+            s.consents
+                .grant_consent(user, id, Scope::READ, NOW + 1000)
+                .await
+                .unwrap();
+        }
+    }
+    assert!(s.clients.remove("deleted").await.unwrap());
+    assert_eq!(s.clients.sweep(NOW - 50).await.unwrap(), 1);
+    for user in ["alice", "bob"] {
+        for gone in ["deleted", "idle"] {
+            assert_eq!(
+                s.consents.consented(user, gone, NOW).await.unwrap(),
+                Scope::default(),
+                "{user}'s consent to {gone}"
+            );
+        }
+        assert_eq!(
+            s.consents.consented(user, "kept", NOW).await.unwrap(),
+            Scope::READ
+        );
+    }
+    // What went with the clients is not left for the consent sweep to count.
+    assert_eq!(s.consents.sweep(NOW + 1000).await.unwrap(), 2);
 }
 
 pub async fn idle_clients_are_swept_and_a_touch_keeps_them(s: Stores) {

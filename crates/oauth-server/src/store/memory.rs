@@ -26,13 +26,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MemoryClients {
     map: DashMap<String, (Arc<Client>, u64)>,
     max: usize,
+    /// The consents given to these clients, which go with them.
+    consents: Arc<MemoryConsents>,
 }
 
 impl MemoryClients {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, consents: Arc<MemoryConsents>) -> Self {
         Self {
             map: DashMap::new(),
             max,
+            consents,
         }
     }
 }
@@ -65,7 +68,11 @@ impl ClientStore for MemoryClients {
     }
 
     async fn remove(&self, id: &str) -> StoreResult<bool> {
-        Ok(self.map.remove(id).is_some())
+        let removed = self.map.remove(id).is_some();
+        if removed {
+            self.consents.map.retain(|(_, client), _| client != id);
+        }
+        Ok(removed)
     }
 
     async fn touch(&self, id: &str, now: u64) -> StoreResult<()> {
@@ -76,10 +83,20 @@ impl ClientStore for MemoryClients {
     }
 
     async fn sweep(&self, idle_before: u64) -> StoreResult<usize> {
-        let before = self.map.len();
-        self.map
-            .retain(|_, (_, last_used)| *last_used >= idle_before);
-        Ok(before - self.map.len())
+        let mut gone = std::collections::HashSet::new();
+        self.map.retain(|id, (_, last_used)| {
+            let keep = *last_used >= idle_before;
+            if !keep {
+                gone.insert(id.clone());
+            }
+            keep
+        });
+        if !gone.is_empty() {
+            self.consents
+                .map
+                .retain(|(_, client), _| !gone.contains(client));
+        }
+        Ok(gone.len())
     }
 
     async fn count(&self) -> StoreResult<usize> {

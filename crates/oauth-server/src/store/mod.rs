@@ -56,10 +56,11 @@ pub struct Stores {
 impl Stores {
     /// The in-memory stores, each bounded to `max` entries.
     pub fn memory(max: usize) -> Self {
+        let consents = Arc::new(memory::MemoryConsents::new(max));
         Self {
-            clients: Arc::new(memory::MemoryClients::new(max)),
+            clients: Arc::new(memory::MemoryClients::new(max, Arc::clone(&consents))),
             grants: Arc::new(memory::MemoryGrants::new(max)),
-            consents: Arc::new(memory::MemoryConsents::new(max)),
+            consents,
             sign_ins: Arc::new(memory::MemorySignIns::new(max, ThrottlePolicy::default())),
             replays: Arc::new(memory::MemoryReplays::new(max)),
             rates: None,
@@ -77,11 +78,13 @@ pub trait ClientStore: Send + Sync {
     async fn insert(&self, client: Client) -> StoreResult<()>;
     /// Replaces an existing client (RFC 7592 update); false when it is gone.
     async fn replace(&self, client: Client) -> StoreResult<bool>;
-    /// Deletes a client (RFC 7592 delete); false when it was gone.
+    /// Deletes a client (RFC 7592 delete) and, in the same step, the consents users gave it;
+    /// false when it was gone.
     async fn remove(&self, id: &str) -> StoreResult<bool>;
     /// Records a use of the client at `now`, so the sweep keeps it.
     async fn touch(&self, id: &str, now: u64) -> StoreResult<()>;
-    /// Removes clients unused since before `idle_before`; returns how many.
+    /// Removes clients unused since before `idle_before`, with the consents given to them;
+    /// returns how many clients.
     async fn sweep(&self, idle_before: u64) -> StoreResult<usize>;
     async fn count(&self) -> StoreResult<usize>;
 }
@@ -192,6 +195,7 @@ pub trait ConsentStore: Send + Sync {
         scope: Scope,
         expires_at: u64,
     ) -> StoreResult<()>;
+    /// Removes expired consents (those of a removed client went with it).
     async fn sweep(&self, now: u64) -> StoreResult<usize>;
 }
 

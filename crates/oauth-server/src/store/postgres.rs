@@ -275,10 +275,15 @@ impl ClientStore for Pg {
 
     async fn remove(&self, id: &str) -> StoreResult<bool> {
         self.client_cache.remove(id);
-        let done = sqlx::query("DELETE FROM clients WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        // One statement: the client and the consents given to it go together.
+        let done = sqlx::query(
+            "WITH forgotten AS (DELETE FROM consents WHERE client_id = $1) \
+             DELETE FROM clients WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.consents.invalidate();
         if done.rows_affected() == 1 {
             self.clients.removed();
         }
@@ -310,12 +315,16 @@ impl ClientStore for Pg {
         self.client_cache.clear();
         let n = sweep_batches(
             &self.pool,
-            "DELETE FROM clients WHERE id IN \
-             (SELECT id FROM clients WHERE last_used < $1 LIMIT $2)",
+            // A CTE referenced twice is evaluated once: the consents removed are those of
+            // exactly the clients removed.
+            "WITH doomed AS (SELECT id FROM clients WHERE last_used < $1 LIMIT $2), \
+             forgotten AS (DELETE FROM consents WHERE client_id IN (SELECT id FROM doomed)) \
+             DELETE FROM clients WHERE id IN (SELECT id FROM doomed)",
             secs(idle_before),
         )
         .await?;
         self.clients.invalidate();
+        self.consents.invalidate();
         Ok(n)
     }
 
