@@ -393,3 +393,120 @@ async fn sessions_in_use_stay_open_and_idle_ones_are_closed() {
     );
     assert_eq!(body["result"], json!({}));
 }
+
+/// A POST without `MCP-Protocol-Version`, as a 2025-03-26 client sends it.
+async fn post_2025_03_26(
+    app: &TestApp,
+    session: Option<&str>,
+    token: &str,
+    version_header: Option<&str>,
+    body: Value,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = app
+        .http
+        .post(format!("{}/mcp/v1", app.mcp))
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    if let Some(v) = version_header {
+        req = req.header("mcp-protocol-version", v);
+    }
+    read_rpc(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_2025_03_26_session_takes_json_rpc_batches() {
+    let app = spawn_app().await;
+    let (token, _) = app.client_token("read write").await;
+    let (status, headers, _) =
+        post_2025_03_26(&app, None, &token, None, initialize(1, "2025-03-26")).await;
+    assert_eq!(status, StatusCode::OK);
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let s = Some(session.as_str());
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _) = post_2025_03_26(&app, s, &token, None, initialized).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    // Requests, a notification and an unknown method: one response per request, by id.
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": "made", "method": "tools/call",
+         "params": {"name": "create_data", "arguments": {"name": "batched", "value": 2}}},
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99}},
+        {"jsonrpc": "2.0", "id": 3, "method": "no/such"}
+    ]);
+    let (status, headers, body) = post_2025_03_26(&app, s, &token, None, batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let answers = body.as_array().expect("a JSON array of responses");
+    assert_eq!(answers.len(), 3, "{body}");
+    let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).expect("answered");
+    assert_eq!(
+        by_id(json!(1))["result"]["tools"].as_array().unwrap().len(),
+        6
+    );
+    assert_eq!(
+        by_id(json!("made"))["result"]["structuredContent"]["name"],
+        "batched"
+    );
+    assert_eq!(by_id(json!(3))["error"]["code"], -32601);
+
+    // What the batch did is there afterwards.
+    let (_, _, body) = app
+        .call_tool(&session, Some(&token), "get_data", json!({}))
+        .await;
+    assert_eq!(body["result"]["structuredContent"]["count"], 1, "{body}");
+
+    // Notifications only: accepted, no body.
+    let only = json!([{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}}]);
+    let (status, _, _) = post_2025_03_26(&app, s, &token, None, only).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    // initialize must not be batched; later revisions have no batches.
+    let (status, _, body) = post_2025_03_26(
+        &app,
+        None,
+        &token,
+        None,
+        json!([initialize(2, "2025-03-26")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    let ping = json!([{"jsonrpc": "2.0", "id": 4, "method": "ping"}]);
+    let (status, _, body) = post_2025_03_26(&app, s, &token, Some("2025-11-25"), ping).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+}
+
+#[tokio::test]
+async fn every_tool_of_a_batch_needs_its_scope() {
+    let app = spawn_app().await;
+    let (token, _) = app.client_token("read").await;
+    let (_, headers, _) =
+        post_2025_03_26(&app, None, &token, None, initialize(1, "2025-03-26")).await;
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_data", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": "create_data", "arguments": {"name": "x", "value": 1}}}
+    ]);
+    let (status, headers, _) = post_2025_03_26(&app, Some(&session), &token, None, batch).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(www_authenticate(&headers).contains("insufficient_scope"));
+    let (_, _, body) = app
+        .call_tool(&session, Some(&token), "get_data", json!({}))
+        .await;
+    assert_eq!(
+        body["result"]["structuredContent"]["count"], 0,
+        "nothing was made"
+    );
+}
