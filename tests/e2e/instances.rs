@@ -685,6 +685,51 @@ async fn a_streamable_http_session_continues_on_whichever_instance_gets_its_requ
 }
 
 #[tokio::test]
+async fn a_batch_runs_on_the_instance_that_did_not_open_its_session() {
+    let Some(pair) = Pair::spawn(|_| {}).await else {
+        return;
+    };
+    let token = pair.machine_token("batching").await;
+    // A 2025-03-26 client: no MCP-Protocol-Version header.
+    let post = |on: usize, session: Option<String>, body: Value| {
+        let mut req = pair
+            .http
+            .post(format!("{}/mcp/v1", pair.mcp[on]))
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(&token)
+            .json(&body);
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        async move { crate::helpers::read_rpc(req.send().await.unwrap()).await }
+    };
+    let (status, headers, body) = post(0, None, crate::helpers::initialize(1, "2025-03-26")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _) = post(0, Some(session.clone()), initialized).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let batch: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "create_data", "arguments": {"name": format!("b{i}"), "value": i}}})
+        })
+        .collect();
+    let (status, _, body) = post(1, Some(session.clone()), Value::Array(batch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers = body.as_array().expect("an array");
+    assert_eq!(answers.len(), 3, "{body}");
+    assert!(
+        answers.iter().all(|a| a["result"]["isError"] == false),
+        "{body}"
+    );
+    let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "get_data", "arguments": {}}});
+    let (_, _, body) = post(0, Some(session), list).await;
+    assert_eq!(body["result"]["structuredContent"]["count"], 3, "{body}");
+}
+
+#[tokio::test]
 async fn a_token_revoked_at_one_instance_is_refused_by_the_mcp_server_behind_the_other() {
     let Some(pair) = Pair::spawn(|c| c.revocation_check = std::time::Duration::from_secs(1)).await
     else {

@@ -54,8 +54,8 @@ pub fn refusal(headers: &HeaderMap, methods: impl IntoIterator<Item = String>) -
     None
 }
 
-/// Serves a batch through `handle` (rmcp), one message at a time as far as rmcp can tell, all of
-/// them at once.
+/// Serves a batch through `handle` (rmcp), one message per request as far as rmcp can tell: the
+/// first alone, then the others at once.
 pub async fn serve<F, Fut>(req: Request, max_body: usize, handle: F) -> Response
 where
     F: Fn(Request) -> Fut,
@@ -77,7 +77,7 @@ where
             );
         }
     };
-    let answers = futures::future::join_all(messages.into_iter().map(|message| {
+    let one = |message: Value| {
         let mut one = Request::builder()
             .method(parts.method.clone())
             .uri(parts.uri.clone())
@@ -90,8 +90,15 @@ where
         let id = message.get("id").cloned();
         let answer = handle(one);
         async move { answer_of(answer, id).await }
-    }))
-    .await;
+    };
+    // The first message alone: with shared sessions it may bring the session over from another
+    // instance, which the others then find here; the rest at once.
+    let mut messages = messages.into_iter();
+    let mut answers = Vec::with_capacity(messages.len());
+    if let Some(first) = messages.next() {
+        answers.push(one(first).await);
+    }
+    answers.extend(futures::future::join_all(messages.map(one)).await);
     let mut responses = Vec::new();
     for answer in answers {
         match answer {
