@@ -43,40 +43,43 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 status=0
+failures=()
+# A failed step is named again at the end, so that the last lines of a run say what failed.
+failed() { failures+=("$1"); status=1; }
 for transport in streamable sse sse-at-mcp-url; do
-  node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
+  node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || failed "TypeScript SDK client ($transport)"
 done
-AUTH_METHOD=client_secret_post node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" streamable || status=1
+AUTH_METHOD=client_secret_post node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" streamable || failed "TypeScript SDK client (client_secret_post)"
 for transport in streamable sse sse-at-mcp-url; do
-  "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
+  "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || failed "Python SDK client ($transport)"
 done
 "$venv/bin/python" clients/python/enterprise.py run "$enterprise" "http://127.0.0.1:$MCP_PORT/mcp/v1" \
-  "http://127.0.0.1:$OAUTH_PORT" || status=1
-node clients/ts/dpop.mjs "http://127.0.0.1:$OAUTH_PORT" "http://127.0.0.1:$MCP_PORT/mcp/v1" || status=1
-clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" || status=1
+  "http://127.0.0.1:$OAUTH_PORT" || failed "Python SDK enterprise-managed authorization"
+node clients/ts/dpop.mjs "http://127.0.0.1:$OAUTH_PORT" "http://127.0.0.1:$MCP_PORT/mcp/v1" || failed "DPoP client"
+clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" || failed "MCP conformance suite"
 token=$(curl -sf -X POST "http://127.0.0.1:$MCP_PORT/mcp/v1/tools/call" -H 'content-type: application/json' \
   -d '{"name":"oauth_authenticate","arguments":{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["access_token"])')
-clients/conformance/inspector.sh "http://127.0.0.1:$MCP_PORT/mcp/v1" "$token" || status=1
+clients/conformance/inspector.sh "http://127.0.0.1:$MCP_PORT/mcp/v1" "$token" || failed "MCP Inspector"
 # Each service's OpenAPI document against what it answers (schemathesis, bounded examples).
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 "$venv/bin/st" run "http://127.0.0.1:$OAUTH_PORT/openapi.json" -n 25 --checks $checks >"$log.st1" 2>&1 \
   && echo "OpenAPI check (oauth-server): $(grep -o '[0-9]* passed' "$log.st1" | tail -1)" \
-  || { echo "FAIL OpenAPI check (oauth-server)"; tail -n 40 "$log.st1"; status=1; }
+  || { echo "FAIL OpenAPI check (oauth-server)"; tail -n 40 "$log.st1"; failed "OpenAPI check (oauth-server)"; }
 "$venv/bin/st" run "http://127.0.0.1:$MCP_PORT/openapi.json" -n 25 -H "Authorization: Bearer $token" --checks $checks >"$log.st2" 2>&1 \
   && echo "OpenAPI check (mcp-server): $(grep -o '[0-9]* passed' "$log.st2" | tail -1)" \
-  || { echo "FAIL OpenAPI check (mcp-server)"; tail -n 40 "$log.st2"; status=1; }
-"$TARGET/debug/examples/oauth_flow" "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; status=1; }
-if [ $status -ne 0 ]; then
+  || { echo "FAIL OpenAPI check (mcp-server)"; tail -n 40 "$log.st2"; failed "OpenAPI check (mcp-server)"; }
+"$TARGET/debug/examples/oauth_flow" "http://127.0.0.1:$MCP_PORT" >/dev/null || { echo "FAIL the oauth_flow example"; failed "the oauth_flow example"; }
+if [ ${#failures[@]} -gt 0 ]; then
   echo "--- server log ---"; tail -n 50 "$log"
 fi
 kill $server 2>/dev/null || true; wait $server 2>/dev/null || true
 
 # Load: many clients authorizing and calling tools at once for a minute; no errors, flat memory.
-bench/load.sh 60 16 || status=1
+bench/load.sh 60 16 || failed "load test"
 
 # Two instances of each service on one PostgreSQL database behind HAProxy, every client through
 # the balancer.
-scripts/instances.sh 20 || status=1
+scripts/instances.sh 20 || failed "two instances behind HAProxy"
 
 # Sign-in mode: a users file made with `oauth-server hash-password`, a random SECRET_KEY.
 users=$(mktemp); signin_log=$(mktemp)
@@ -92,14 +95,18 @@ for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$MCP_PORT/health" >/dev/null && curl -sf "http://127.0.0.1:$OAUTH_PORT/health" >/dev/null && break
   sleep 0.2
 done
-node clients/ts/signin.mjs "http://127.0.0.1:$OAUTH_PORT" alice "$password" || status=1
+before=${#failures[@]}
+node clients/ts/signin.mjs "http://127.0.0.1:$OAUTH_PORT" alice "$password" || failed "sign-in pages (Chromium)"
 for transport in streamable sse sse-at-mcp-url; do
-  SIGNIN_USER=alice SIGNIN_PASSWORD=$password node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
+  SIGNIN_USER=alice SIGNIN_PASSWORD=$password node clients/ts/flow.mjs "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || failed "TypeScript SDK client ($transport, sign-in)"
 done
 for transport in streamable sse sse-at-mcp-url; do
-  SIGNIN_USER=alice SIGNIN_PASSWORD=$password "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || status=1
+  SIGNIN_USER=alice SIGNIN_PASSWORD=$password "$venv/bin/python" clients/python/flow.py "http://127.0.0.1:$MCP_PORT/mcp/v1" "$transport" || failed "Python SDK client ($transport, sign-in)"
 done
-if [ $status -ne 0 ]; then
+if [ ${#failures[@]} -gt "$before" ]; then
   echo "--- server log (sign-in mode) ---"; tail -n 50 "$signin_log"
+fi
+if [ $status -ne 0 ]; then
+  echo "--- failed ---"; printf 'FAIL %s\n' "${failures[@]}"
 fi
 exit $status
