@@ -2,6 +2,10 @@
 
 use shared_config::Config;
 
+/// mimalloc rather than the system allocator (see the workspace manifest for what it measured).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     dotenvy::dotenv().ok();
