@@ -56,7 +56,7 @@ done
 "$venv/bin/python" clients/python/enterprise.py run "$enterprise" "http://127.0.0.1:$MCP_PORT/mcp/v1" \
   "http://127.0.0.1:$OAUTH_PORT" || failed "Python SDK enterprise-managed authorization"
 node clients/ts/dpop.mjs "http://127.0.0.1:$OAUTH_PORT" "http://127.0.0.1:$MCP_PORT/mcp/v1" || failed "DPoP client"
-clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" || failed "MCP conformance suite"
+clients/conformance/run.sh "http://localhost:$MCP_PORT/mcp/v1" "http://127.0.0.1:$OAUTH_PORT" || failed "MCP conformance suite"
 token=$(curl -sf -X POST "http://127.0.0.1:$MCP_PORT/mcp/v1/tools/call" -H 'content-type: application/json' \
   -d '{"name":"oauth_authenticate","arguments":{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["access_token"])')
 clients/conformance/inspector.sh "http://127.0.0.1:$MCP_PORT/mcp/v1" "$token" || failed "MCP Inspector"

@@ -56,6 +56,66 @@ async fn the_stateless_2026_revision_needs_no_session() {
     assert_eq!(body["result"]["structuredContent"]["count"], 0);
 }
 
+/// A 2026-07-28 tools/call whose standard headers disagree with its body is malformed: 400 with
+/// -32020 (HeaderMismatch) whether or not it carries a token, not a 401 inviting the client to
+/// authorize a request that would still be refused; with agreeing headers and no token, the
+/// protected tool gets its challenge, and with a token, a padded Mcp-Name is accepted.
+#[tokio::test]
+async fn mismatched_standard_headers_are_refused_before_authorization() {
+    let app = spawn_app().await;
+    let (token, _) = app.client_token("read write").await;
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "create_data", "arguments": {"name": "x", "value": 1},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let post = |method: &'static str, name: Option<&'static str>, token: Option<&str>| {
+        let mut req = app
+            .http
+            .post(format!("{}/mcp/v1", app.mcp))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method)
+            .json(&call);
+        if let Some(name) = name {
+            req = req.header("mcp-name", name);
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    for token in [None, Some(token.as_str())] {
+        for (method, name) in [
+            ("tools/call", Some("wrong_tool_name")),
+            ("tools/call", None),
+            ("tools/list", Some("create_data")),
+        ] {
+            let (status, _, body) = read_rpc(post(method, name, token).await.unwrap()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {name:?}: {body}");
+            assert_eq!(body["error"]["code"], -32020, "{body}");
+            assert_eq!(body["id"], 9);
+        }
+    }
+    let res = post("tools/call", Some("create_data"), None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (status, _, body) = read_rpc(
+        post("tools/call", Some("create_data"), Some(&token))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["structuredContent"]["name"], "x");
+    // Whitespace around a field value is not part of it (RFC 9110 section 5.5).
+    let (status, _, body) = read_rpc(
+        post("tools/call", Some("  create_data\t"), Some(&token))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn sessions_end_and_unknown_ones_get_404() {
     let app = spawn_app().await;

@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod direct;
+pub mod headers;
 pub mod rpc;
 pub mod session_store;
 pub mod shortcuts;
@@ -412,6 +413,15 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 return refused;
             }
             parts_batch = true;
+        }
+        // Standard headers that disagree with the body (2026-07-28) make the request malformed,
+        // with a token or without (see `headers`); the direct path has checked its own already.
+        if parts.uri.path() == paths::MCP
+            && direct.is_none()
+            && !parts_batch
+            && let Some(refused) = headers::mismatch(&parts.headers, &bytes)
+        {
+            return refused;
         }
         (Body::from(bytes), calls, direct)
     } else {
