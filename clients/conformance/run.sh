@@ -35,19 +35,25 @@ reason() {
 }
 
 status=0; passed=0; failed=0
+# Prints one scenario's outcome and counts it: report LABEL REQUIRED(0/1) OK(0/1) SUMMARY OUTPUT [DETAIL].
+report() {
+  local label=$1 required=$2 ok=$3 summary=$4 out=$5 detail=${6:-}
+  if [ "$required" = 1 ]; then
+    if [ "$ok" = 1 ]; then passed=$((passed + 1)); echo "ok   $label (required): $summary$detail"
+    else failed=$((failed + 1)); status=1; echo "FAIL $label (required): $summary$detail"; echo "$out" | grep -E 'FAILURE|ERROR' | head -5; fi
+  elif [ "$ok" = 1 ]; then
+    echo "ok   $label: $summary$detail"
+  else
+    echo "n/a  $label: $(reason "${label#next }") ($summary)"
+  fi
+}
 all=$("$node" "$suite" list --server 2>/dev/null | sed -n 's/^  - \([a-z0-9-]*\).*/\1/p')
 for scenario in $all; do
   out=$("$node" "$suite" server --url "$url" --scenario "$scenario" 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
   summary=$(echo "$out" | grep -E '^Passed:' | tail -1)
   if echo "$summary" | grep -qE ' 0 failed'; then ok=1; else ok=0; fi
-  if [[ " $required " == *" $scenario "* ]]; then
-    if [ $ok = 1 ]; then passed=$((passed + 1)); echo "ok   $scenario (required): $summary"
-    else failed=$((failed + 1)); status=1; echo "FAIL $scenario (required): $summary"; echo "$out" | grep -E 'FAILURE|ERROR' | head -5; fi
-  elif [ $ok = 1 ]; then
-    echo "ok   $scenario: $summary"
-  else
-    echo "n/a  $scenario: $(reason "$scenario") ($summary)"
-  fi
+  if [[ " $required " == *" $scenario "* ]]; then req=1; else req=0; fi
+  report "$scenario" $req $ok "$summary" "$out"
 done
 
 # The next release, on MCP 2026-07-28.
@@ -77,15 +83,9 @@ for scenario in $all; do
     why=$(untestable "$check")
     if [ -n "$why" ]; then explained="$explained; $check: $why"; else unexplained="$unexplained $check"; fi
   done
-  if [ -n "$summary" ] && [ -z "$unexplained" ]; then ok=1; else ok=0; fi
-  if [[ " $required_next " == *" $scenario "* ]]; then
-    if [ $ok = 1 ]; then passed=$((passed + 1)); echo "ok   next $scenario (required): $summary$explained"
-    else failed=$((failed + 1)); status=1; echo "FAIL next $scenario (required): $summary; failed:$unexplained"; echo "$out" | grep -E 'FAILURE|ERROR' | head -5; fi
-  elif [ $ok = 1 ]; then
-    echo "ok   next $scenario: $summary$explained"
-  else
-    echo "n/a  next $scenario: $(reason "$scenario") ($summary)"
-  fi
+  if [ -n "$summary" ] && [ -z "$unexplained" ]; then ok=1; detail=$explained; else ok=0; detail="; failed:$unexplained"; fi
+  if [[ " $required_next " == *" $scenario "* ]]; then req=1; else req=0; fi
+  report "next $scenario" $req $ok "$summary" "$out" "$detail"
 done
 
 # The authorization server, with a public client of its own (demo mode approves at once).

@@ -105,14 +105,9 @@ fn tools_call<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(), D::Error> {
     }
 }
 
-/// The one value of a header, when it is there exactly once.
+/// The one value of a header, when it is there exactly once (and visible ASCII).
 fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let mut values = headers.get_all(name).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    value.to_str().ok()
+    super::headers::single(headers, name).ok().flatten()
 }
 
 /// Whether the Accept headers name both JSON and an event stream, without weights or other

@@ -53,9 +53,8 @@ pub fn mismatch(headers: &HeaderMap, body: &[u8]) -> Option<Response> {
     }
     let message: Message = serde_json::from_slice(body).ok()?;
     let method = message.method.as_deref()?;
-    let id = message
-        .id
-        .filter(|id| id.is_string() || id.is_i64() || id.is_u64());
+    // The guard has refused a body whose id is not a string or an integer (`rpc::peek`).
+    let id = message.id;
     let refuse = |why: String| {
         Some(rpc::error_response(
             StatusCode::BAD_REQUEST,
@@ -68,22 +67,20 @@ pub fn mismatch(headers: &HeaderMap, body: &[u8]) -> Option<Response> {
         Ok(v) => v,
         Err(why) => return refuse(why),
     };
-    if method == "initialize" {
-        return match sent_method {
-            Some(v) if v != method => refuse(format!(
-                "Mcp-Method header `{v}` does not match body method `{method}`"
-            )),
-            _ => None,
-        };
-    }
     match sent_method {
-        None => return refuse("missing required Mcp-Method header".into()),
         Some(v) if v != method => {
             return refuse(format!(
                 "Mcp-Method header `{v}` does not match body method `{method}`"
             ));
         }
-        Some(_) => {}
+        // The handshake may leave it out.
+        None if method != "initialize" => {
+            return refuse("missing required Mcp-Method header".into());
+        }
+        _ => {}
+    }
+    if method == "initialize" {
+        return None;
     }
     let expected = message.params.and_then(|p| match method {
         "tools/call" | "prompts/get" => p.name,
@@ -108,7 +105,7 @@ pub fn mismatch(headers: &HeaderMap, body: &[u8]) -> Option<Response> {
 }
 
 /// The one value of a header, if sent; two or more, or one that is not visible ASCII, is an error.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+pub(super) fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
